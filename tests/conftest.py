@@ -65,3 +65,27 @@ def _git_identity() -> None:
     os.environ.setdefault("GIT_COMMITTER_EMAIL", "committer@example.com")
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
     os.environ.setdefault("GIT_TERMINAL_PROMPT", "0")
+
+
+# --- the store -----------------------------------------------------------------
+# chDB opens one directory per process, so the whole session shares one embedded
+# store directory and each test gets its own database inside it.
+
+
+@pytest.fixture(scope="session")
+def chdb_dsn(tmp_path_factory) -> str:
+    """DSN of the session's on-disk chDB store."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture
+def store(chdb_dsn):
+    """A freshly migrated, empty database in the session's real chDB store."""
+    import uuid as _uuid
+
+    from gitaudit.query.store.client import open_store
+
+    db = f"t_{_uuid.uuid4().hex[:12]}"
+    s = open_store(chdb_dsn, db)
+    yield s
+    s.command(f"DROP DATABASE IF EXISTS `{db}`")

@@ -2,13 +2,15 @@
 
 Each command group lives in its own module of this package and is registered
 here; server-side dependencies are imported inside the commands, so the client
-commands (``gitaudit git``, ``gitaudit sanitize``, ``gitaudit trace2``,
-``gitaudit hooks``) work with the base install.
+commands work with the base install.
 """
 
 from __future__ import annotations
 
 import typer
+
+from .search import search
+from .serve import serve
 
 app = typer.Typer(
     name="gitaudit",
@@ -16,9 +18,16 @@ app = typer.Typer(
     "(OpenTelemetry logs + ClickHouse).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    add_completion=False,
 )
+app.command()(serve)
+app.command()(search)
 
 
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m gitaudit.query.cli.main`
+    main()

@@ -1,0 +1,104 @@
+"""``gitaudit search``: find audit events, from the running server or the store."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+
+def events_table(events: list[dict[str, Any]], title: str | None = None) -> Table:
+    """A rich table of events: time, event, outcome, user, org, repository, ref, ms."""
+    table = Table(title=title, show_lines=False)
+    for col in ("time (UTC)", "event", "outcome", "user", "org", "repository", "ref", "ms", "trace id"):
+        table.add_column(col, overflow="fold")
+    for e in events:
+        a = e.get("attributes", {})
+        outcome = a.get("audit.outcome", "")
+        style = {"failure": "red", "denied": "yellow"}.get(outcome, "")
+        dur = a.get("audit.duration_ms")
+        table.add_row(
+            e["timestamp"][:23] + "Z", e["event_name"], f"[{style}]{outcome}[/]" if style else outcome,
+            a.get("user.id", ""), a.get("audit.organization.id", ""),
+            a.get("vcs.repository.name", ""),
+            a.get("vcs.ref.head.name", "") or a.get("conflict.file.path", ""),
+            f"{float(dur):.1f}" if dur else "", e.get("trace_id", "")[:12],
+        )
+    return table
+
+
+def _params(**kw: Any) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if v not in (None, [], "")}
+
+
+def search(
+    text: str = typer.Argument(None, help="free text (case-insensitive, literal)"),
+    event: list[str] = typer.Option([], "--event", "-e", help="EventName, repeatable"),
+    user: list[str] = typer.Option([], "--user", "-u", help="user.id, repeatable"),
+    org: list[str] = typer.Option([], "--org", help="organization id, repeatable"),
+    repo: list[str] = typer.Option([], "--repo", help="repository name, repeatable"),
+    outcome: list[str] = typer.Option([], "--outcome", help="success | failure | denied"),
+    trace_id: list[str] = typer.Option([], "--trace-id", help="W3C trace id (32 hex)"),
+    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns)"),
+    to: str = typer.Option(None, "--to", help="end, exclusive"),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000),
+    as_json: bool = typer.Option(False, "--json", help="print NDJSON, one event per line"),
+    endpoint: str = typer.Option(None, "--endpoint", help="server URL [env GITAUDIT_ENDPOINT]"),
+) -> None:
+    """Search audit events, newest first. Asks the running server; with none, reads the store."""
+    from gitaudit.instrumentation.configuration import resolve_endpoint
+
+    params = _params(q=text, event=event, user=user, org=org, repo=repo, outcome=outcome,
+                     trace_id=trace_id, limit=limit, **{"from": from_, "to": to})
+    events = _via_server(resolve_endpoint(endpoint), params)
+    if events is None:
+        events = _via_store(params)
+    if as_json:
+        for e in events:
+            out.print_json(json.dumps(e)) if out.is_terminal else print(json.dumps(e, separators=(",", ":")))
+        return
+    out.print(events_table(events, title=f"{len(events)} event(s)"))
+
+
+def _via_server(base: str, params: dict[str, Any]) -> list[dict[str, Any]] | None:
+    import httpx
+
+    try:
+        resp = httpx.get(f"{base}/api/v1/events", params=params, timeout=30)
+    except httpx.TransportError:
+        return None
+    if resp.status_code != 200:
+        detail = resp.json().get("detail", resp.text[:200]) if resp.headers.get("content-type", "").startswith(
+            "application/json") else resp.text[:200]
+        err.print(f"[red]error:[/] {detail}")
+        raise typer.Exit(2)
+    return resp.json()["events"]
+
+
+def _via_store(params: dict[str, Any]) -> list[dict[str, Any]]:
+    from ..search import EventQuery, SearchError, search_events
+    from ..settings import Settings
+    from ..store.client import StoreError, open_store
+    from ..timefmt import parse_time
+
+    settings = Settings()
+    try:
+        q = EventQuery(
+            start_ns=parse_time(params["from"]) if "from" in params else None,
+            end_ns=parse_time(params["to"]) if "to" in params else None,
+            event_names=params.get("event", []), users=params.get("user", []),
+            organizations=params.get("org", []), repositories=params.get("repo", []),
+            outcomes=params.get("outcome", []), trace_ids=params.get("trace_id", []),
+            text=params.get("q"), limit=params["limit"],
+        )
+        store = open_store(settings.clickhouse_dsn, settings.database)
+        return search_events(store, q, None, settings.max_page_size).events
+    except (ValueError, SearchError, StoreError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None

@@ -1,0 +1,97 @@
+"""The store: DSNs, migrations, collector-compatible schema, inserts and dedup lookups."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitaudit.query.store.client import StoreError, open_store
+from gitaudit.query.store.migrate import apply_migrations, render
+from gitaudit.query.store.schema import COLLECTOR_COLUMNS, INSERT_COLUMNS, otel_logs_ddl, validate_identifier
+
+
+def _row(uid: str, org: str = "acme", ts: int = 1_764_000_000_123_456_789, **attrs):
+    la = {"log.record.uid": uid, "audit.organization.id": org, **attrs}
+    values = {
+        "Timestamp": ts, "TraceId": "ab" * 16, "SpanId": "cd" * 8, "TraceFlags": 1, "SeverityText": "INFO",
+        "SeverityNumber": 9, "ServiceName": "svc", "Body": "b", "ResourceSchemaUrl": "",
+        "ResourceAttributes": {"service.name": "svc"}, "ScopeSchemaUrl": "", "ScopeName": "gitaudit",
+        "ScopeVersion": "1", "ScopeAttributes": {}, "LogAttributes": la, "EventName": "git.push",
+    }
+    return tuple(values[c] for c in INSERT_COLUMNS)
+
+
+def test_schema_has_exactly_the_collector_columns_and_types(store):
+    """otel_logs matches the OTel Collector ClickHouse exporter's logs table column for column."""
+    rows = store.query(
+        "SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = 'otel_logs' "
+        "ORDER BY position", {"db": store.database})
+    ordinary = [(n, t) for n, t, kind in rows if kind in ("", "DEFAULT")]
+    assert ordinary == list(COLLECTOR_COLUMNS)
+    materialized = {n for n, _, kind in rows if kind == "MATERIALIZED"}
+    assert materialized == {"OrgId", "UserId", "Outcome", "Repository", "Uid", "DurationMs"}
+
+
+def test_sort_key_and_partitioning(store):
+    """The table is sorted by organization, event name, time and uid, partitioned by month."""
+    key, part, engine = store.query(
+        "SELECT sorting_key, partition_key, engine FROM system.tables WHERE database = {db:String} "
+        "AND name = 'otel_logs'", {"db": store.database})[0]
+    assert key == "OrgId, EventName, Timestamp, Uid"
+    assert part == "toYYYYMM(TimestampTime)"
+    assert engine == "ReplacingMergeTree"
+
+
+def test_migrations_are_recorded_and_idempotent(store):
+    """Applying migrations again changes nothing and records each version once."""
+    assert apply_migrations(store) == []
+    assert store.query(f"SELECT version, count() FROM {store.qualified('schema_migrations')} GROUP BY version") == [
+        (1, 1)]
+
+
+def test_insert_materializes_hot_columns_and_finds_existing_uids(store):
+    """Inserted rows expose org/user/outcome/repository/uid/duration columns; existing_uids finds them."""
+    store.insert_rows([_row("u1", **{"user.id": "alice", "audit.outcome": "failure",
+                                    "vcs.repository.name": "org/app", "audit.duration_ms": "12.5"}),
+                       _row("u2", org="other", **{"vcs.repository.url.full": "https://h/x.git"})])
+    rows = store.query(f"SELECT Uid, OrgId, UserId, Outcome, Repository, DurationMs FROM {store.table} ORDER BY Uid")
+    assert rows == [("u1", "acme", "alice", "failure", "org/app", 12.5), ("u2", "other", "", "", "https://h/x.git", 0.0)]
+    assert store.existing_uids(["u1", "zz", "u2"]) == {"u1", "u2"}
+    assert store.existing_uids([]) == set()
+    assert store.count() == 2
+
+
+def test_nanosecond_timestamp_round_trips(store):
+    """A nanosecond timestamp comes back exactly."""
+    store.insert_rows([_row("n1", ts=1_764_000_000_000_000_001)])
+    assert store.query(f"SELECT toUnixTimestamp64Nano(Timestamp) FROM {store.table}") == [(1_764_000_000_000_000_001,)]
+
+
+def test_identifiers_are_validated():
+    """Table and database names from config must be plain identifiers."""
+    assert validate_identifier("otel_logs") == "otel_logs"
+    for bad in ("", "a-b", "x; DROP TABLE y", "`q`", "1abc"):
+        with pytest.raises(ValueError):
+            validate_identifier(bad)
+    with pytest.raises(ValueError):
+        otel_logs_ddl(table="bad name")
+
+
+def test_cluster_rendering_uses_the_same_ddl():
+    """The cluster variant is the embedded DDL with ON CLUSTER and a Replicated engine."""
+    embedded = render(otel_logs_ddl(), "audit")
+    cluster = render(otel_logs_ddl(), "audit", "prod", replicated=True)
+    assert "ON CLUSTER `prod`" in cluster
+    assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit.otel_logs', '{replica}')" in cluster
+    strip = lambda s: s.split("ENGINE")[0].replace(" ON CLUSTER `prod`", "")  # noqa: E731
+    assert strip(embedded) == strip(cluster)
+
+
+def test_bad_dsns_are_clear_errors(chdb_dsn, tmp_path):
+    """Unsupported schemes and a second chDB path in one process give StoreError, not a crash."""
+    with pytest.raises(StoreError, match="unsupported store DSN scheme"):
+        open_store("postgres://x/y")
+    open_store(chdb_dsn, "t_probe")  # the session's path is fine
+    with pytest.raises(StoreError, match="one directory per process"):
+        open_store(f"chdb://{tmp_path}/other")
+    with pytest.raises(StoreError, match="cannot reach ClickHouse"):
+        open_store("http://127.0.0.1:1/db")
