@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 
+from .demo import run_demo
 from .search import search
 from .serve import serve
 
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command()(serve)
 app.command()(search)
+app.command(name="run-demo")(run_demo)
 
 
 def main() -> None:

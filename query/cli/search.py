@@ -49,7 +49,7 @@ def search(
     to: str = typer.Option(None, "--to", help="end, exclusive"),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000),
     as_json: bool = typer.Option(False, "--json", help="print NDJSON, one event per line"),
-    endpoint: str = typer.Option(None, "--endpoint", help="server URL [env GITAUDIT_ENDPOINT]"),
+    endpoint: str = typer.Option(None, "--endpoint", help="server URL (env GITAUDIT_ENDPOINT)"),
 ) -> None:
     """Search audit events, newest first. Asks the running server; with none, reads the store."""
     from gitaudit.instrumentation.configuration import resolve_endpoint

@@ -9,10 +9,10 @@ err = Console(stderr=True)
 
 
 def serve(
-    host: str = typer.Option(None, "--host", help="bind address [env GITAUDIT_HOST, default 127.0.0.1]"),
-    port: int = typer.Option(None, "--port", help="port [env GITAUDIT_PORT, default 4318, the OTLP/HTTP port]"),
+    host: str = typer.Option(None, "--host", help="bind address (env GITAUDIT_HOST, default 127.0.0.1)"),
+    port: int = typer.Option(None, "--port", help="port (env GITAUDIT_PORT, default 4318, the OTLP/HTTP port)"),
     dsn: str = typer.Option(
-        None, "--dsn", help="store DSN [env GITAUDIT_CLICKHOUSE_DSN, default chdb://./data/clickhouse]"
+        None, "--dsn", help="store DSN (env GITAUDIT_CLICKHOUSE_DSN, default chdb://./data/clickhouse)"
     ),
 ) -> None:
     """Serve OTLP/HTTP ingest (/v1/logs) and the query API (/api/v1, docs at /docs)."""
