@@ -9,8 +9,13 @@ It builds an OpenTelemetry ``LoggerProvider`` whose pipeline is, in order:
 
 1. :class:`gitaudit.processors.SanitizingLogRecordProcessor` -- secrets and
    personal data are removed before anything is queued or leaves the process;
-2. a ``BatchLogRecordProcessor`` with the OTLP/HTTP log exporter
-   (``opentelemetry-exporter-otlp-proto-http``) posting to ``{endpoint}/v1/logs``.
+2. either a ``BatchLogRecordProcessor`` with the OTLP/HTTP log exporter
+   (``opentelemetry-exporter-otlp-proto-http``) posting to ``{endpoint}/v1/logs``,
+   or -- when a spool directory is given -- the durable
+   :class:`gitaudit.processors.durable.SpoolingLogRecordProcessor`: ``emit``
+   returns only once the record is on local disk, and a background shipper
+   delivers it (retry, backoff, ``Retry-After``), so a server outage or a crash
+   of this process loses nothing.
 
 Configuration precedence is argument > environment variable > default (as in
 the OTel SDK). Environment variables:
@@ -22,7 +27,17 @@ the OTel SDK). Environment variables:
 ``OTEL_SERVICE_NAME``             ``service.name`` (default ``gitaudit-client``)
 ``GITAUDIT_ENVIRONMENT``          ``deployment.environment.name``
 ``GITAUDIT_API_KEY``              sent as ``Authorization: Bearer`` when set
+``GITAUDIT_SPOOL_DIR``            durable spool directory (enables the spool)
+``GITAUDIT_SPOOL_SYNC``           ``always`` (fsync per record, default) or
+                                  ``group`` (group commit)
+``GITAUDIT_SPOOL_GROUP_COMMIT_MS``  group commit interval, ms (default 10)
+``GITAUDIT_SPOOL_MAX_BYTES``      spool cap, bytes (default 268435456)
+``GITAUDIT_SPOOL_ON_FULL``        ``drop_oldest`` (default) or ``fail_closed``
 ================================  =============================================
+
+With ``on_full="fail_closed"`` an event that cannot be made durable raises
+:class:`gitaudit.processors.spool.AuditUnavailableError` from ``emit`` (the one
+deliberate exception to "audit plumbing never raises into the application").
 """
 
 from __future__ import annotations
@@ -30,6 +45,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
@@ -43,6 +59,11 @@ from .version import __version__
 ENV_ENDPOINT = "GITAUDIT_ENDPOINT"
 ENV_API_KEY = "GITAUDIT_API_KEY"
 ENV_ENVIRONMENT = "GITAUDIT_ENVIRONMENT"
+ENV_SPOOL_DIR = "GITAUDIT_SPOOL_DIR"
+ENV_SPOOL_SYNC = "GITAUDIT_SPOOL_SYNC"
+ENV_SPOOL_GROUP_COMMIT_MS = "GITAUDIT_SPOOL_GROUP_COMMIT_MS"
+ENV_SPOOL_MAX_BYTES = "GITAUDIT_SPOOL_MAX_BYTES"
+ENV_SPOOL_ON_FULL = "GITAUDIT_SPOOL_ON_FULL"
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 
 
@@ -76,14 +97,56 @@ def build_resource(
     return Resource.create(attrs)
 
 
+def _auth_headers(api_key: str | None) -> dict[str, str] | None:
+    key = api_key or os.environ.get(ENV_API_KEY)
+    return {"Authorization": f"Bearer {key}"} if key else None
+
+
+def spooling_processor(
+    spool_dir: str | os.PathLike[str],
+    endpoint: str | None = None,
+    api_key: str | None = None,
+    *,
+    sync_policy: str | None = None,
+    group_commit_ms: float | None = None,
+    spool_max_bytes: int | None = None,
+    on_full: str | None = None,
+    **options: Any,
+) -> LogRecordProcessor:
+    """Build the durable :class:`~gitaudit.processors.durable.SpoolingLogRecordProcessor`.
+
+    Each setting is argument > environment variable (module doc) > default.
+    ``options`` go to the processor (``ship``, shipper batch/backoff settings).
+
+    Raises:
+        ValueError: an unknown sync policy or on-full mode, a non-integer cap.
+        gitaudit.processors.spool.SpoolError: the spool cannot be opened.
+    """
+    from ..processors.durable import SpoolingLogRecordProcessor
+
+    env = os.environ
+    return SpoolingLogRecordProcessor(
+        spool_dir,
+        resolve_endpoint(endpoint),
+        headers=_auth_headers(api_key),
+        sync_policy=sync_policy or env.get(ENV_SPOOL_SYNC) or "always",
+        group_commit_ms=float(
+            group_commit_ms if group_commit_ms is not None else env.get(ENV_SPOOL_GROUP_COMMIT_MS, 10)
+        ),
+        max_bytes=int(
+            spool_max_bytes if spool_max_bytes is not None else env.get(ENV_SPOOL_MAX_BYTES, 256 * 1024 * 1024)
+        ),
+        on_full=on_full or env.get(ENV_SPOOL_ON_FULL) or "drop_oldest",
+        **options,
+    )
+
+
 def otlp_log_exporter(endpoint: str | None = None, api_key: str | None = None, timeout_s: float = 10.0):
     """Return an ``OTLPLogExporter`` posting protobuf to ``{endpoint}/v1/logs``."""
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-    key = api_key or os.environ.get(ENV_API_KEY)
-    headers = {"Authorization": f"Bearer {key}"} if key else None
     return OTLPLogExporter(
-        endpoint=f"{resolve_endpoint(endpoint)}/v1/logs", headers=headers, timeout=timeout_s
+        endpoint=f"{resolve_endpoint(endpoint)}/v1/logs", headers=_auth_headers(api_key), timeout=timeout_s
     )
 
 
@@ -99,6 +162,12 @@ def configure(
     sanitizer_processor: LogRecordProcessor | None = None,
     batch: bool = True,
     set_global: bool = False,
+    spool_dir: str | os.PathLike[str] | None = None,
+    sync_policy: str | None = None,
+    group_commit_ms: float | None = None,
+    spool_max_bytes: int | None = None,
+    on_full: str | None = None,
+    spool_options: Mapping[str, Any] | None = None,
 ) -> LoggerProvider:
     """Set up the audit pipeline and make gitaudit emit through it.
 
@@ -113,9 +182,24 @@ def configure(
         sanitizer_processor: replaces the default sanitizer processor.
         batch: export in a background batch (default) or synchronously.
         set_global: also install the provider as the global OTel provider.
+        spool_dir: durable spool directory (env ``GITAUDIT_SPOOL_DIR``): when
+            set, records are spooled to disk and shipped by a background
+            shipper instead of the batch exporter. The env var is ignored
+            when ``exporter`` is given.
+        sync_policy: ``"always"`` (fsync per record) or ``"group"``.
+        group_commit_ms: group commit interval in ms (``"group"`` only).
+        spool_max_bytes: spool cap in bytes of queued payload.
+        on_full: ``"drop_oldest"`` or ``"fail_closed"`` (emit raises
+            ``AuditUnavailableError`` when the record cannot be spooled).
+        spool_options: more :class:`SpoolingLogRecordProcessor` keywords
+            (``ship``, shipper batch sizes and backoff).
 
     Returns:
         The configured SDK ``LoggerProvider``; call ``shutdown()`` to flush.
+
+    Raises:
+        ValueError: ``spool_dir`` together with ``exporter``; bad spool options.
+        gitaudit.processors.spool.SpoolError: the spool cannot be opened.
     """
     from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 
@@ -125,10 +209,23 @@ def configure(
     provider.add_log_record_processor(sanitizer_processor or SanitizingLogRecordProcessor())
     for processor in processors:
         provider.add_log_record_processor(processor)
-    exp = exporter or otlp_log_exporter(endpoint, api_key)
-    provider.add_log_record_processor(
-        BatchLogRecordProcessor(exp) if batch else SimpleLogRecordProcessor(exp)
-    )
+    if spool_dir is not None and exporter is not None:
+        raise ValueError("configure(): pass either exporter or spool_dir, not both")
+    spool = spool_dir if spool_dir is not None else (None if exporter else os.environ.get(ENV_SPOOL_DIR))
+    if spool:
+        # After the sanitizer (added first above): nothing unsanitized reaches disk.
+        provider.add_log_record_processor(
+            spooling_processor(
+                spool, endpoint, api_key,
+                sync_policy=sync_policy, group_commit_ms=group_commit_ms,
+                spool_max_bytes=spool_max_bytes, on_full=on_full, **dict(spool_options or {}),
+            )
+        )
+    else:
+        exp = exporter or otlp_log_exporter(endpoint, api_key)
+        provider.add_log_record_processor(
+            BatchLogRecordProcessor(exp) if batch else SimpleLogRecordProcessor(exp)
+        )
     set_logger_provider(provider)
     if set_global:
         from opentelemetry._logs import set_logger_provider as set_global_provider

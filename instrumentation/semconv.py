@@ -78,6 +78,23 @@ AUDIT_ERROR_MESSAGE = "audit.error.message"
 AUDIT_REDACTED_COUNT = "audit.redacted.count"
 AUDIT_REDACTED_RULES = "audit.redacted.rules"
 
+# --- delivery (durable spool) ---------------------------------------------------
+# A spool overflow is a ``security.event`` whose ``security.event.type``
+# (SECURITY_EVENT_TYPE, below) is :attr:`SecurityEventType.SPOOL_OVERFLOW`.
+#: Records dropped from the spool in the current overflow episode (so far).
+AUDIT_SPOOL_DROPPED_COUNT = "audit.spool.dropped.count"
+#: Records ever dropped from that spool.
+AUDIT_SPOOL_DROPPED_TOTAL = "audit.spool.dropped.total"
+#: The spool's cap, bytes of queued payload.
+AUDIT_SPOOL_MAX_BYTES = "audit.spool.max_bytes"
+
+
+class SecurityEventType(StrEnum):
+    """Values of ``security.event.type`` on ``security.event`` records."""
+
+    SPOOL_OVERFLOW = "audit.spool.overflow"
+
+
 # --- VCS semantic conventions ---------------------------------------------------
 VCS_REPOSITORY_URL_FULL = "vcs.repository.url.full"
 VCS_REPOSITORY_NAME = "vcs.repository.name"
@@ -106,6 +123,25 @@ GIT_REF_PROTECTED = "git.ref.protected"
 GIT_REPOSITORY_PATH = "git.repository.path"
 GIT_CONFLICT_COUNT = "git.conflict.count"
 
+# --- git trace2 agent (https://git-scm.com/docs/api-trace2) --------------------
+GIT_TRACE2_SID = "git.trace2.sid"
+GIT_ALIAS = "git.alias"
+GIT_COMMAND_MODE = "git.command.mode"
+GIT_VERSION = "git.version"
+GIT_CHILD_PROCESS_COUNT = "git.child_process.count"
+GIT_CHILD_PROCESS_NAMES = "git.child_process.names"
+GIT_CHILD_PROCESS_DURATION_MS = "git.child_process.duration_ms"
+GIT_TRACE2_REGIONS = "git.trace2.regions"
+#: OTel semconv process attribute (https://opentelemetry.io/docs/specs/semconv/registry/attributes/process/)
+PROCESS_PID = "process.pid"
+
+# --- security events and audit gaps ---------------------------------------------
+SECURITY_EVENT_TYPE = "security.event.type"
+AUDIT_GAP_START_NS = "audit.gap.start_ns"
+AUDIT_GAP_END_NS = "audit.gap.end_ns"
+AUDIT_GAP_DURATION_MS = "audit.gap.duration_ms"
+AUDIT_GAP_SOURCE = "audit.gap.source"
+
 # --- conflicts ------------------------------------------------------------------
 CONFLICT_FILE_PATH = "conflict.file.path"
 CONFLICT_TYPE = "conflict.type"
@@ -114,6 +150,12 @@ CONFLICT_LINES = "conflict.lines"
 CONFLICT_RESOLUTION_METHOD = "conflict.resolution.method"
 CONFLICT_VALIDATION_PASSED = "conflict.validation.passed"
 CONFLICT_DETECTED_UID = "conflict.detected.uid"
+CONFLICT_RESOLUTION_UID = "conflict.resolution.uid"
+CONFLICT_VALIDATION_CHECKS = "conflict.validation.checks"
+CONFLICT_VALIDATION_FAILURE_REASON = "conflict.validation.failure_reason"
+#: uids of the claude.request events made while resolving (log.record.uid values).
+CONFLICT_CLAUDE_REQUEST_UIDS = "conflict.claude.request_uids"
+CONFLICT_CLAUDE_REQUEST_COUNT = "conflict.claude.request_count"
 
 # --- GenAI semantic conventions -------------------------------------------------
 GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
@@ -125,6 +167,49 @@ GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
 GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_COST_USD = "gen_ai.usage.cost_usd"
+#: Anthropic prompt-cache tokens, counted separately (and also inside input_tokens).
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
+GEN_AI_REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+#: semconv: seconds from issuing the request to the first output chunk of a stream.
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+#: gitaudit extension (no semconv key): retries the client made for one logical call.
+GEN_AI_REQUEST_RETRIES = "gen_ai.request.retries"
+#: gitaudit extensions: prompt fingerprint (always) and opt-in sanitized content.
+GEN_AI_PROMPT_SHA256 = "gen_ai.prompt.sha256"
+GEN_AI_PROMPT_TEXT = "gen_ai.prompt.text"
+GEN_AI_COMPLETION_TEXT = "gen_ai.completion.text"
+GEN_AI_CONTENT_TRUNCATED = "gen_ai.content.truncated"
+#: semconv server / HTTP attributes used on claude.request.
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+
+# --- security events (SOC 2 CC7.3-CC7.5 incident records) ----------------------
+# SECURITY_EVENT_TYPE is defined above with the audit-gap keys.
+SECURITY_EVENT_SEVERITY = "security.event.severity"
+SECURITY_EVENT_AFFECTED_SYSTEMS = "security.event.affected_systems"
+SECURITY_EVENT_DETECTION_METHOD = "security.event.detection_method"
+SECURITY_EVENT_RESPONSE_TIME_MS = "security.event.response_time_ms"
+SECURITY_EVENT_REMEDIATION_STEPS = "security.event.remediation_steps"
+
+# --- personal-data access (GDPR Art. 30 records, Art. 6(1) legal basis) -------------
+GDPR_DATA_SUBJECT_ID = "gdpr.data_subject.id"
+GDPR_DATA_CATEGORY = "gdpr.data.category"
+GDPR_PURPOSE = "gdpr.purpose"
+GDPR_LEGAL_BASIS = "gdpr.legal_basis"
+GDPR_RECIPIENTS = "gdpr.recipients"
+GDPR_RETENTION_PERIOD_DAYS = "gdpr.retention_period.days"
+GDPR_ACCESS_TYPE = "gdpr.access.type"
+
+# --- retention ------------------------------------------------------------------
+#: minimum days the store must keep this record (the retention job honours it).
+AUDIT_RETENTION_DAYS = "audit.retention.days"
 
 # --- resource -------------------------------------------------------------------
 SERVICE_NAME = "service.name"

@@ -11,10 +11,14 @@ Every setting is an environment variable with the ``GITAUDIT_`` prefix:
 ``GITAUDIT_PORT``               port (default ``4318``, the OTLP/HTTP default)
 ``GITAUDIT_MAX_BODY_BYTES``     largest accepted OTLP request body (default 16 MiB)
 ``GITAUDIT_MAX_PAGE_SIZE``      largest ``limit`` of a search page (default 1000)
+``GITAUDIT_AUTH``               ``auto`` (default: API keys required unless bound to loopback),
+                                ``on`` or ``off``
 ==============================  ==========================================================
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,3 +38,4 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_decompressed_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     max_page_size: int = Field(default=1000, ge=1, le=100_000)
+    auth: Literal["auto", "on", "off"] = "auto"

@@ -18,7 +18,8 @@ from gitaudit.instrumentation.version import __version__
 from ..ingest.service import IngestService
 from ..settings import Settings
 from ..store.client import Store, open_store
-from . import events_router, health_router, ingest_router
+from . import events_router, health_router, ingest_router, keys_router
+from .auth import auth_enabled
 from .errors import install_error_handlers
 
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
         from gitaudit.processors import Sanitizer
 
         app.state.settings = settings
+        app.state.auth_enabled = auth_enabled(settings)
         app.state.store = store or open_store(settings.clickhouse_dsn, settings.database)
         app.state.ingest = IngestService(app.state.store, sanitizer or Sanitizer.default())
         yield
@@ -55,4 +57,5 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
     app.include_router(ingest_router.router)
     app.include_router(events_router.router)
     app.include_router(health_router.router)
+    app.include_router(keys_router.router)
     return app

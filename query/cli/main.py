@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import typer
 
+from . import hooks, keys, spool, trace2
+from .git import CONTEXT_SETTINGS, git_command
 from .demo import run_demo
 from .search import search
 from .serve import serve
@@ -24,6 +26,12 @@ app = typer.Typer(
 app.command()(serve)
 app.command()(search)
 app.command(name="run-demo")(run_demo)
+app.add_typer(keys.app, name="keys")
+app.add_typer(hooks.app, name="hooks")
+app.add_typer(spool.app, name="spool")
+app.add_typer(trace2.app, name="trace2")
+app.command("git", context_settings=CONTEXT_SETTINGS,
+            help="Run git exactly as git (same output and exit code) and record the audit event.")(git_command)
 
 
 def main() -> None:
