@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from gitaudit.instrumentation import audit_context, configure
+from gitaudit.instrumentation import audit_context, configure, set_logger_provider
 from gitaudit.instrumentation.git_api import Git
 from gitaudit.instrumentation.version import __version__
 
@@ -82,6 +82,9 @@ def _write_commit_identity(repo: Path, name: str) -> None:
 
 def run_workload(work: Path, source: str, console: Console) -> None:
     """Run the audited git workload in ``work`` (see the module docstring)."""
+    from gitaudit.instrumentation import ensure_trace
+    from gitaudit.instrumentation.anthropic_instrumentor import AnthropicInstrumentor
+    from gitaudit.instrumentation.claude_standin import ClaudeStandIn
     from gitaudit.instrumentation.demo_resolver import resolve_conflicts
 
     top = Git(work, env={"GIT_EDITOR": "true"})
@@ -107,12 +110,24 @@ def run_workload(work: Path, source: str, console: Console) -> None:
         alice.command("add", DEMO_FILE)
         alice.commit("Add release notes (alice)", check=True)
         alice.fetch("origin", check=True)
-        rebase = alice.rebase(f"origin/{branch}")
-        console.print(f"  alice fetched and rebased: {len(rebase.conflicts)} conflict(s)")
-        if rebase.conflicts:
-            resolve_conflicts(str(work / "alice"), conflict_uids=list(rebase.conflict_uids))
-            alice.rebase(continue_=True, check=True)
-            console.print("  conflict resolved by Claude (local stand-in); rebase continued")
+        instrumentor = AnthropicInstrumentor()
+        instrumentor.instrument()
+        standin = ClaudeStandIn().start()
+        try:
+            # one trace for the rebase, its conflicts, the Claude requests and the resolutions
+            with ensure_trace("demo.rebase"):
+                rebase = alice.rebase(f"origin/{branch}")
+                console.print(f"  alice fetched and rebased: {len(rebase.conflicts)} conflict(s)")
+                if rebase.conflicts:
+                    detected = {c.path: uid for c, uid in zip(rebase.conflicts, rebase.conflict_uids)}
+                    resolve_conflicts(str(work / "alice"), base_url=standin.url, api_key="demo-standin",
+                                      detected_uids=detected)
+                    alice.rebase(continue_=True, check=True)
+                    console.print(f"  conflict resolved by Claude (local stand-in at {standin.url}); "
+                                  "rebase continued")
+        finally:
+            standin.stop()
+            instrumentor.uninstrument()
         alice.push("origin", branch, check=True)
         failed = alice.push("nowhere", branch)
         console.print(f"  alice pushed; a push to a missing remote failed (exit {failed.exit_code})")
@@ -149,7 +164,8 @@ def run_demo(settings: Settings | None = None, *, serve_forever: bool = True,
             run_workload(work, source, console)
         provider.force_flush(10_000)
         events = _wait_for_events(server.url, session_id)
-        console.print(events_table(list(reversed(events)), title=f"audit events of this run (session {session_id})"))
+        console.print(events_table(list(reversed(events)),
+                                   title=f"{len(events)} audit events of this run (session.id {session_id})"))
         console.print(f"\nAPI docs: {server.url}/docs   events: {server.url}/api/v1/events   "
                       f"health: {server.url}/healthz")
         console.print(f"CLI: .venv/bin/gitaudit search --endpoint {server.url} --event git.push")
@@ -164,6 +180,7 @@ def run_demo(settings: Settings | None = None, *, serve_forever: bool = True,
         return result
     finally:
         provider.shutdown()
+        set_logger_provider(None)
         server.stop()
 
 

@@ -14,17 +14,13 @@ organizations by a platform key is recorded once with an empty organization.
 from __future__ import annotations
 
 import json
-import socket
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from gitaudit.instrumentation import semconv as sc
-from gitaudit.instrumentation.events import severity_for
-from gitaudit.instrumentation.version import __version__
 
-from .ingest.otlp_decode import DecodedRecord
 from .ingest.service import IngestService
+from .server_events import server_record
 
 
 @dataclass(frozen=True)
@@ -35,9 +31,6 @@ class Reader:
     name: str
     client_address: str = ""
     user_agent: str = ""
-
-
-_HOST = socket.gethostname()
 
 
 def record_read(ingest: IngestService, reader: Reader, event_name: str, *, endpoint: str,
@@ -53,32 +46,19 @@ def record_read(ingest: IngestService, reader: Reader, event_name: str, *, endpo
         rows: rows returned.
         organizations: organizations covered (None: all).
     """
-    now = time.time_ns()
     orgs = organizations if organizations else [""]
     records = []
     for org in orgs:
         attrs: dict[str, Any] = {
             sc.USER_ID: reader.key_id or "anonymous",
             sc.USER_NAME: reader.name,
-            sc.AUDIT_OUTCOME: sc.Outcome.SUCCESS.value,
+            sc.AUDIT_ORGANIZATION_ID: org or None,
+            sc.CLIENT_ADDRESS: reader.client_address or None,
+            sc.USER_AGENT_ORIGINAL: reader.user_agent[:500] or None,
             "audit.query.endpoint": endpoint,
             "audit.query.text": json.dumps(query, sort_keys=True, default=str)[:4000],
             "audit.query.rows": rows,
         }
-        if org:
-            attrs[sc.AUDIT_ORGANIZATION_ID] = org
-        if reader.client_address:
-            attrs[sc.CLIENT_ADDRESS] = reader.client_address
-        if reader.user_agent:
-            attrs[sc.USER_AGENT_ORIGINAL] = reader.user_agent[:500]
-        severity = severity_for(event_name, "success")
-        records.append(DecodedRecord(
-            time_unix_nano=now, observed_time_unix_nano=now, severity_number=int(severity),
-            severity_text=severity.name, body=f"{reader.name or 'anonymous'} read {rows} row(s) via {endpoint}",
-            attributes=attrs, trace_id="", span_id="", flags=0, event_name=event_name,
-            resource_attributes={sc.SERVICE_NAME: "gitaudit-server", sc.SERVICE_VERSION: __version__,
-                                 sc.HOST_NAME: _HOST},
-            resource_schema_url="", scope_name="gitaudit.server", scope_version=__version__,
-            scope_attributes={}, scope_schema_url="",
-        ))
+        records.append(server_record(event_name, attrs,
+                                     f"{reader.name or 'anonymous'} read {rows} row(s) via {endpoint}"))
     return ingest.ingest(records).uids

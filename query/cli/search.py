@@ -14,21 +14,25 @@ err = Console(stderr=True)
 
 
 def events_table(events: list[dict[str, Any]], title: str | None = None) -> Table:
-    """A rich table of events: time, event, outcome, user, org, repository, ref, ms."""
-    table = Table(title=title, show_lines=False)
-    for col in ("time (UTC)", "event", "outcome", "user", "org", "repository", "ref", "ms", "trace id"):
+    """A rich table of events: time, event, outcome, user, repository, ref or file, ms, trace."""
+    table = Table(title=title, show_lines=False, pad_edge=False)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("event", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    for col in ("user", "org", "repository", "ref / file"):
         table.add_column(col, overflow="fold")
+    table.add_column("ms", justify="right", no_wrap=True)
+    table.add_column("trace", no_wrap=True)
     for e in events:
         a = e.get("attributes", {})
         outcome = a.get("audit.outcome", "")
-        style = {"failure": "red", "denied": "yellow"}.get(outcome, "")
+        style = {"failure": "red", "denied": "yellow"}.get(outcome, "green")
         dur = a.get("audit.duration_ms")
         table.add_row(
-            e["timestamp"][:23] + "Z", e["event_name"], f"[{style}]{outcome}[/]" if style else outcome,
-            a.get("user.id", ""), a.get("audit.organization.id", ""),
-            a.get("vcs.repository.name", ""),
-            a.get("vcs.ref.head.name", "") or a.get("conflict.file.path", ""),
-            f"{float(dur):.1f}" if dur else "", e.get("trace_id", "")[:12],
+            e["timestamp"][11:23], e["event_name"], f"[{style}]{outcome}[/]",
+            a.get("user.id", ""), a.get("audit.organization.id", ""), a.get("vcs.repository.name", ""),
+            a.get("conflict.file.path", "") or a.get("vcs.ref.head.name", ""),
+            f"{float(dur):.1f}" if dur else "", e.get("trace_id", "")[:8],
         )
     return table
 
