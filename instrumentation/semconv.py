@@ -90,10 +90,52 @@ AUDIT_SPOOL_MAX_BYTES = "audit.spool.max_bytes"
 
 
 class SecurityEventType(StrEnum):
-    """Values of ``security.event.type`` on ``security.event`` records."""
+    """Values of ``security.event.type`` on ``security.event`` records.
+
+    Besides the spool's overflow, the server-side subsystems record their work
+    as ``security.event`` records (the Grafana compliance and security
+    dashboards read them from ``otel_logs``): a delivery gap seen by an agent,
+    a sealed integrity window, a verification of one, a stream destination
+    found down, a retention run.
+    """
 
     SPOOL_OVERFLOW = "audit.spool.overflow"
+    #: the trace2 agent (or another collector of events) was down for a window.
+    GAP = "audit.gap"
+    #: one sealed window verified (AUDIT_WINDOW_START_NS/END_NS); audit.outcome failure +
+    #: AUDIT_VERIFY_MISMATCH_KIND on mismatch.
+    VERIFY = "audit.verify"
+    #: a stream destination (AUDIT_DESTINATION_NAME) could not be delivered to.
+    DESTINATION_DOWN = "audit.destination.down"
+    #: a stream destination reported down delivers again (it catches up from its cursor).
+    DESTINATION_RECOVERED = "audit.destination.recovered"
+    #: one retention run of one policy (AUDIT_RETENTION_POLICY, archived / deleted counts).
+    RETENTION_RUN = "audit.retention.run"
+    #: a run of the integrity sealer (one event per organization sealed).
+    AUDIT_SEAL = "audit.seal"
+    #: a retention policy was created, changed or deleted (AUDIT_RETENTION_POLICY).
+    RETENTION_POLICY_CHANGED = "audit.retention.policy_changed"
+    #: archived events were restored into the store (AUDIT_ARCHIVE_RESTORED_COUNT).
+    ARCHIVE_RESTORED = "audit.archive.restored"
+    #: a legal hold was placed / released (AUDIT_LEGAL_HOLD_ID, AUDIT_LEGAL_HOLD_REASON).
+    LEGAL_HOLD_CREATED = "audit.legal_hold.created"
+    LEGAL_HOLD_RELEASED = "audit.legal_hold.released"
 
+
+# --- integrity sealing (security.event type audit.seal) -------------------------
+#: windows sealed for the organization in this run.
+AUDIT_SEAL_WINDOWS = "audit.seal.windows"
+#: addendum digests made for late events in this run.
+AUDIT_SEAL_ADDENDA = "audit.seal.addenda"
+#: events covered by the digests made in this run.
+AUDIT_SEAL_EVENTS = "audit.seal.events"
+#: sequence number and digest (hex) of the organization's newest digest after the run.
+AUDIT_SEAL_LAST_SEQ = "audit.seal.last_seq"
+AUDIT_SEAL_LAST_DIGEST = "audit.seal.last_digest"
+#: end of the newest sealed window, Unix ns UTC.
+AUDIT_SEAL_SEALED_UNTIL_NS = "audit.seal.sealed_until_ns"
+#: id of the Ed25519 key that signed (first 16 hex of SHA-256 of the raw public key).
+AUDIT_SEAL_KEY_ID = "audit.seal.key_id"
 
 # --- VCS semantic conventions ---------------------------------------------------
 VCS_REPOSITORY_URL_FULL = "vcs.repository.url.full"
@@ -141,6 +183,42 @@ AUDIT_GAP_START_NS = "audit.gap.start_ns"
 AUDIT_GAP_END_NS = "audit.gap.end_ns"
 AUDIT_GAP_DURATION_MS = "audit.gap.duration_ms"
 AUDIT_GAP_SOURCE = "audit.gap.source"
+
+# --- integrity windows, stream destinations, retention runs (security.event) ------
+#: start / end of a verified integrity window, Unix ns UTC (end exclusive).
+AUDIT_WINDOW_START_NS = "audit.window.start_ns"
+AUDIT_WINDOW_END_NS = "audit.window.end_ns"
+#: what verification found: changed | deleted | inserted | missing_digest.
+AUDIT_VERIFY_MISMATCH_KIND = "audit.verify.mismatch.kind"
+#: name of a stream destination (configured name, never its URL or credentials).
+AUDIT_DESTINATION_NAME = "audit.destination.name"
+#: id (16 hex) and kind (webhook | s3) of a stream destination.
+AUDIT_DESTINATION_ID = "audit.destination.id"
+AUDIT_DESTINATION_KIND = "audit.destination.kind"
+#: failed deliveries in a row, and when the failing began (Unix ns UTC), on audit.destination.down.
+AUDIT_DESTINATION_FAILURES = "audit.destination.failures"
+AUDIT_DESTINATION_FAILING_SINCE_NS = "audit.destination.failing_since_ns"
+#: retention policy name governing a run (or, on any event, the policy that governs it).
+AUDIT_RETENTION_POLICY = "audit.retention.policy"
+AUDIT_RETENTION_ARCHIVED_COUNT = "audit.retention.archived.count"
+AUDIT_RETENTION_DELETED_COUNT = "audit.retention.deleted.count"
+#: events a retention run left in place because a legal hold covers them.
+AUDIT_RETENTION_HELD_COUNT = "audit.retention.held.count"
+#: id of the retention run (the archive job) an event reports on.
+AUDIT_RETENTION_JOB_ID = "audit.retention.job.id"
+#: archive objects written (and verified) by a retention run.
+AUDIT_ARCHIVE_OBJECT_COUNT = "audit.archive.object.count"
+#: events brought back from the archive into the store.
+AUDIT_ARCHIVE_RESTORED_COUNT = "audit.archive.restored.count"
+#: legal holds: id, reason, and what the hold covers (JSON: organization, user, repository, time range).
+AUDIT_LEGAL_HOLD_ID = "audit.legal_hold.id"
+AUDIT_LEGAL_HOLD_REASON = "audit.legal_hold.reason"
+AUDIT_LEGAL_HOLD_SCOPE = "audit.legal_hold.scope"
+
+# --- reads of the audit log (audit.query / audit.export) --------------------------
+AUDIT_QUERY_ENDPOINT = "audit.query.endpoint"
+AUDIT_QUERY_TEXT = "audit.query.text"
+AUDIT_QUERY_ROWS = "audit.query.rows"
 
 # --- conflicts ------------------------------------------------------------------
 CONFLICT_FILE_PATH = "conflict.file.path"
@@ -206,6 +284,19 @@ GDPR_LEGAL_BASIS = "gdpr.legal_basis"
 GDPR_RECIPIENTS = "gdpr.recipients"
 GDPR_RETENTION_PERIOD_DAYS = "gdpr.retention_period.days"
 GDPR_ACCESS_TYPE = "gdpr.access.type"
+#: data-subject requests (GDPR Art. 15 access, Art. 17 erasure) are ``data.access``
+#: records sharing one request id: one with status ``received``, then one with
+#: ``completed`` (or ``failed``); completion time = the difference of their timestamps.
+GDPR_REQUEST_ID = "gdpr.request.id"
+#: access | erasure
+GDPR_REQUEST_TYPE = "gdpr.request.type"
+#: received | completed | failed
+GDPR_REQUEST_STATUS = "gdpr.request.status"
+#: erasure (crypto-shredding): subject keys destroyed, and events they unlinked.
+GDPR_ERASURE_KEYS_DESTROYED = "gdpr.erasure.keys_destroyed"
+GDPR_ERASURE_EVENTS_UNLINKED = "gdpr.erasure.events_unlinked"
+#: events returned by an Art. 15 access export.
+GDPR_EXPORT_EVENTS = "gdpr.export.events"
 
 # --- retention ------------------------------------------------------------------
 #: minimum days the store must keep this record (the retention job honours it).

@@ -22,6 +22,7 @@ a multi-byte character.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import hmac
 from collections.abc import Sequence
@@ -78,13 +79,19 @@ class Fingerprinter:
         return h.hexdigest()[: self._length]
 
 
-def _subtract(start: int, end: int, markers: Sequence[tuple[int, int]], data: bytes) -> list[tuple[int, int]]:
-    """Parts of [start, end) outside every marker span, skipping whitespace-only parts."""
+def _subtract(
+    start: int, end: int, markers: Sequence[tuple[int, int]], ends: Sequence[int], data: bytes
+) -> list[tuple[int, int]]:
+    """Parts of [start, end) outside every marker span, skipping whitespace-only parts.
+
+    ``markers`` are sorted and disjoint; ``ends`` their end offsets (for bisection).
+    """
     pieces = []
     pos = start
-    for ms, me in markers:
-        if me <= pos or ms >= end:
-            continue
+    for i in range(bisect.bisect_right(ends, start), len(markers)):
+        ms, me = markers[i]
+        if ms >= end:
+            break
         if ms > pos:
             pieces.append((pos, ms))
         pos = max(pos, me)
@@ -112,12 +119,21 @@ class Scanner:
         # Rules with neither keywords nor prefilter must always run.
         self._always = any(not r.keywords and not r.prefilter for r in self.rules)
         self._prefilter = re2.compile("|".join(parts)) if parts else None
+        # google-re2's Python wrapper spends half of a short search building a match object;
+        # call the compiled RE2 directly when the wrapper exposes it (1.1.x does).
+        self._raw_match = None
+        anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+        raw = getattr(self._prefilter, "_regexp", None)
+        if anchor is not None and raw is not None and hasattr(raw, "Match"):
+            self._raw_match, self._anchor = raw.Match, anchor
         self._plan = [(i, r, r.keywords, r.regex, r.group, r.validators, r.id) for i, r in enumerate(self.rules)]
 
     def might_match(self, data: bytes) -> bool:
         """Cheap test: False means no rule can match ``data``."""
         if self._always:
             return True
+        if self._raw_match is not None:
+            return self._raw_match(self._anchor, data, 0, len(data))[0][0] != -1
         return self._prefilter is not None and self._prefilter.search(data) is not None
 
     def scan(self, data: bytes, hits: list[str]) -> bytes | None:
@@ -158,9 +174,10 @@ class Scanner:
             return None
         markers = marker_spans(data)
         if markers:
+            ends = [me for _, me in markers]
             trimmed = []
             for s, e, prio in spans:
-                trimmed.extend((ps, pe, prio) for ps, pe in _subtract(s, e, markers, data))
+                trimmed.extend((ps, pe, prio) for ps, pe in _subtract(s, e, markers, ends, data))
             spans = trimmed
             if not spans:
                 return None

@@ -78,6 +78,7 @@ class PersonalDataPolicy:
         self.actions = {k: v for k, v in actions.items() if v != "keep"}
         self._key = key
         self._org_keys: dict[str, Any] = {}
+        self._cache: dict[tuple[str, str], str] = {}  # (organization, value) -> pseudonym, bounded
 
     def _org_hmac(self, organization_id: str):
         base = self._org_keys.get(organization_id)
@@ -91,6 +92,17 @@ class PersonalDataPolicy:
 
     def pseudonym(self, value: str, organization_id: str = "") -> str:
         """``[PSEUDONYM:<16 hex>]`` for ``value`` under ``organization_id``'s key."""
+        cache_key = (organization_id, value)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            return cached
+        result = self._pseudonym(value, organization_id)
+        if len(self._cache) >= 8192:
+            self._cache.clear()
+        self._cache[cache_key] = result
+        return result
+
+    def _pseudonym(self, value: str, organization_id: str) -> str:
         normalized = value.strip()
         if "@" in normalized:
             normalized = normalized.lower()

@@ -80,6 +80,11 @@ _CACHE_MAX_CHARS = 256
 _CARD_MIN = 10**12
 _CARD_MAX = 10**19
 _RULE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# Shapes the contract says are never secrets (git SHA-1/SHA-256 object ids, UUIDs): skipped unscanned.
+_SAFE_SHAPE_RE = re.compile(
+    r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+_SAFE_SHAPE_LENGTHS = frozenset({36, 40, 64})
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # The same names as gitaudit.instrumentation.semconv (a test pins the equality); not imported
 # from there because gitaudit.instrumentation imports this package while it initialises.
@@ -221,7 +226,24 @@ class Sanitizer:
         prior_rules: set[str] = set()
         attrs: dict[str, Any] = {}
         personal = self._personal
+        pd_keys = personal.actions
+        key_cache = self._key_cache
+        clean = self._clean_values
+        values = self._values
         for key, value in attributes.items():
+            # Fast path: a known clean key and a value already seen clean (most attributes).
+            if key not in pd_keys:
+                cached = key_cache.get(key)
+                if cached is not None and cached[1] is None:
+                    vtype = type(value)
+                    if (
+                        (vtype is str and value in clean)
+                        or vtype is float
+                        or vtype is bool
+                        or (vtype is int and -_CARD_MIN < value < _CARD_MIN)
+                    ):
+                        attrs[key] = value
+                        continue
             if key == _COUNT:
                 if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                     prior_count = value
@@ -238,7 +260,7 @@ class Sanitizer:
             if key_rule is not None:
                 attrs[new_key] = self._mask_all(value, key_rule, hits)
             else:
-                attrs[new_key] = self._value(value, hits, self._values)
+                attrs[new_key] = self._value(value, hits, values)
         res = self._map(resource_attributes, hits, self._values) if resource_attributes else {}
         this_pass = len(hits)
         all_hits = hits + list(extra_hits)
@@ -248,7 +270,10 @@ class Sanitizer:
         return SanitizedRecord(new_body, attrs, res, this_pass, sorted(set(hits)))
 
     def _text(self, text: str, scanner: Scanner, hits: list[str]) -> str:
-        cacheable = scanner is self._values and len(text) <= _CACHE_MAX_CHARS
+        n = len(text)
+        if n in _SAFE_SHAPE_LENGTHS and _SAFE_SHAPE_RE.fullmatch(text):
+            return text
+        cacheable = scanner is self._values and n <= _CACHE_MAX_CHARS
         if cacheable and text in self._clean_values:
             return text
         out = scanner.scan(_encode(text), hits)

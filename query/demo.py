@@ -189,7 +189,8 @@ def _wait_for_events(url: str, session_id: str, timeout_s: float = 15.0) -> list
     deadline = time.monotonic() + timeout_s
     last: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        resp = httpx.get(f"{url}/api/v1/events", params={"q": session_id, "limit": 200}, timeout=10)
+        resp = httpx.get(f"{url}/api/v1/events", params={"q": f'session.id:"{session_id}"', "limit": 200},
+                         timeout=10)
         resp.raise_for_status()
         events = resp.json()["events"]
         if events and len(events) == len(last):

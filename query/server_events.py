@@ -39,7 +39,7 @@ def server_record(event_name: str, attributes: Mapping[str, Any], body: str, *,
     attrs[sc.AUDIT_OUTCOME] = outcome
     severity = severity_for(event_name, outcome)
     return DecodedRecord(
-        time_unix_nano=now, observed_time_unix_nano=now, severity_number=int(severity),
+        time_unix_nano=now, observed_time_unix_nano=now, severity_number=severity.value,
         severity_text=severity.name, body=body, attributes=attrs, trace_id="", span_id="", flags=0,
         event_name=event_name,
         resource_attributes={sc.SERVICE_NAME: SERVER_SERVICE_NAME, sc.SERVICE_VERSION: __version__,

@@ -211,11 +211,13 @@ def test_bad_search_parameters_are_400(server, params, needle):
     assert needle in resp.json()["detail"]
 
 
-def test_unknown_uid_is_404_and_health_reports_count(server):
-    """A uid that is not stored is a 404; /healthz answers with the event count."""
+def test_unknown_uid_is_404_and_health_reports_count(server, store):
+    """A uid that is not stored is a 404 (the lookup itself is audited); /healthz answers with the event count."""
     assert httpx.get(f"{server.url}/api/v1/events/nope").status_code == 404
     assert httpx.get(f"{server.url}/api/v1/events/{'x' * 100}").status_code == 404
-    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "store": "ok", "events": 0}
+    assert store.query(f"SELECT EventName, LogAttributes['audit.query.rows'] FROM {store.table}") == [
+        ("audit.query", "0")]
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "store": "ok", "events": 1}
 
 
 def test_sanitizer_runs_again_on_ingest(server):

@@ -18,7 +18,8 @@ from gitaudit.instrumentation.version import __version__
 from ..ingest.service import IngestService
 from ..settings import Settings
 from ..store.client import Store, open_store
-from . import events_router, health_router, ingest_router, keys_router
+from . import (analytics_router, events_router, health_router, ingest_router, integrity_router, keys_router,
+               retention_router)
 from .auth import auth_enabled
 from .errors import install_error_handlers
 
@@ -41,11 +42,23 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from gitaudit.processors import Sanitizer
 
+        from ..gdpr_keys import wrap_sanitizer
+        from ..integrity_job import start_sealer, stop_sealer
+        from ..retention_job import start_retention_job, stop_retention_job
+
         app.state.settings = settings
         app.state.auth_enabled = auth_enabled(settings)
         app.state.store = store or open_store(settings.clickhouse_dsn, settings.database)
-        app.state.ingest = IngestService(app.state.store, sanitizer or Sanitizer.default())
-        yield
+        # GDPR subject pseudonyms (when enabled) are applied after the sanitizer, at ingest.
+        app.state.ingest = IngestService(app.state.store,
+                                         wrap_sanitizer(sanitizer or Sanitizer.default(), app.state.store))
+        start_sealer(app)
+        start_retention_job(app)
+        try:
+            yield
+        finally:
+            await stop_retention_job(app)
+            await stop_sealer(app)
 
     app = FastAPI(
         title="gitaudit",
@@ -58,4 +71,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
     app.include_router(events_router.router)
     app.include_router(health_router.router)
     app.include_router(keys_router.router)
+    app.include_router(analytics_router.router)
+    app.include_router(integrity_router.router)
+    app.include_router(retention_router.router)
     return app

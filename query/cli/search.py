@@ -41,8 +41,20 @@ def _params(**kw: Any) -> dict[str, Any]:
     return {k: v for k, v in kw.items() if v not in (None, [], "")}
 
 
+QUERY_HELP = ("search language, e.g. 'action:git.push actor:alice created:>=-7d -outcome:success \"force push\"' "
+              "(key:value, -key:value, NOT, OR, ( ), key:>=v, key:a..b, exists:key, quoted phrases, free words)")
+
+
+def show_query_error(query: str | None, detail: str, position: int | None) -> None:
+    """Print a query error with a caret under the offending position."""
+    err.print(f"[red]error:[/] {detail}", markup=True, highlight=False)
+    if query is not None and position is not None and 0 <= position <= len(query) and len(query) <= 200:
+        err.print("  " + query, markup=False, highlight=False)
+        err.print("  " + " " * position + "^", markup=False, highlight=False)
+
+
 def search(
-    text: str = typer.Argument(None, help="free text (case-insensitive, literal)"),
+    query: str = typer.Argument(None, help=QUERY_HELP),
     event: list[str] = typer.Option([], "--event", "-e", help="EventName, repeatable"),
     user: list[str] = typer.Option([], "--user", "-u", help="user.id, repeatable"),
     org: list[str] = typer.Option([], "--org", help="organization id, repeatable"),
@@ -51,15 +63,21 @@ def search(
     trace_id: list[str] = typer.Option([], "--trace-id", help="W3C trace id (32 hex)"),
     from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns)"),
     to: str = typer.Option(None, "--to", help="end, exclusive"),
+    text: str = typer.Option(None, "--text", help="free text taken literally (no query syntax)"),
+    oldest_first: bool = typer.Option(False, "--oldest-first", help="sort oldest first"),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000),
     as_json: bool = typer.Option(False, "--json", help="print NDJSON, one event per line"),
     endpoint: str = typer.Option(None, "--endpoint", help="server URL (env GITAUDIT_ENDPOINT)"),
 ) -> None:
-    """Search audit events, newest first. Asks the running server; with none, reads the store."""
+    """Search audit events, newest first. The options are shortcuts ANDed with QUERY.
+
+    Asks the running server; with none, reads the store.
+    """
     from gitaudit.instrumentation.configuration import resolve_endpoint
 
-    params = _params(q=text, event=event, user=user, org=org, repo=repo, outcome=outcome,
-                     trace_id=trace_id, limit=limit, **{"from": from_, "to": to})
+    params = _params(q=query, text=text, event=event, user=user, org=org, repo=repo, outcome=outcome,
+                     trace_id=trace_id, limit=limit, order="asc" if oldest_first else None,
+                     **{"from": from_, "to": to})
     events = _via_server(resolve_endpoint(endpoint), params)
     if events is None:
         events = _via_store(params)
@@ -78,31 +96,48 @@ def _via_server(base: str, params: dict[str, Any]) -> list[dict[str, Any]] | Non
     except httpx.TransportError:
         return None
     if resp.status_code != 200:
-        detail = resp.json().get("detail", resp.text[:200]) if resp.headers.get("content-type", "").startswith(
-            "application/json") else resp.text[:200]
-        err.print(f"[red]error:[/] {detail}")
-        raise typer.Exit(2)
+        fail_with_response(resp, params.get("q"))
     return resp.json()["events"]
 
 
+def fail_with_response(resp: Any, query: str | None) -> None:
+    """Print the server's error (with a caret for query errors) and exit 2."""
+    body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
+    detail = body.get("detail", resp.text[:200]) if isinstance(body, dict) else resp.text[:200]
+    show_query_error(query, str(detail), body.get("position") if isinstance(body, dict) else None)
+    raise typer.Exit(2)
+
+
+def query_from_params(params: dict[str, Any]) -> Any:
+    """Build a :class:`~gitaudit.query.search.EventQuery` from the CLI's HTTP-style params.
+
+    Raises:
+        ValueError: a bad time bound.
+    """
+    from ..search import EventQuery
+    from ..timefmt import parse_time
+
+    return EventQuery(
+        start_ns=parse_time(params["from"]) if "from" in params else None,
+        end_ns=parse_time(params["to"]) if "to" in params else None,
+        event_names=params.get("event", []), users=params.get("user", []),
+        organizations=params.get("org", []), repositories=params.get("repo", []),
+        outcomes=params.get("outcome", []), trace_ids=params.get("trace_id", []),
+        text=params.get("text"), query=params.get("q"), limit=params.get("limit", 100),
+        order=params.get("order", "desc"),
+    )
+
+
 def _via_store(params: dict[str, Any]) -> list[dict[str, Any]]:
-    from ..search import EventQuery, SearchError, search_events
+    from ..search import SearchError, search_events
     from ..settings import Settings
     from ..store.client import StoreError, open_store
-    from ..timefmt import parse_time
 
     settings = Settings()
     try:
-        q = EventQuery(
-            start_ns=parse_time(params["from"]) if "from" in params else None,
-            end_ns=parse_time(params["to"]) if "to" in params else None,
-            event_names=params.get("event", []), users=params.get("user", []),
-            organizations=params.get("org", []), repositories=params.get("repo", []),
-            outcomes=params.get("outcome", []), trace_ids=params.get("trace_id", []),
-            text=params.get("q"), limit=params["limit"],
-        )
+        q = query_from_params(params)
         store = open_store(settings.clickhouse_dsn, settings.database)
         return search_events(store, q, None, settings.max_page_size).events
     except (ValueError, SearchError, StoreError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        show_query_error(params.get("q"), str(exc), getattr(exc, "position", None))
         raise typer.Exit(2) from None

@@ -29,6 +29,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .retention_schema import RETENTION_MIGRATION_STATEMENTS
+from .stream_schema import STREAM_MIGRATION_STATEMENTS
+
 #: The collector exporter's logs columns, in its order, with their types.
 #: ``TimestampTime`` is DEFAULT-computed, so inserts leave it out.
 COLLECTOR_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -139,6 +142,93 @@ class Migration:
     statements: tuple[str, ...]
 
 
+#: ``audit_logs``: the user story's first-design audit table, as a view over ``otel_logs``.
+#: resource_type / resource_id name what the event acted on: the AI model of a
+#: ``claude.request``, the data subject of a ``data.access``, the security event
+#: type of a ``security.event``, else the repository (name, or URL without
+#: credentials) when there is one, else ``''``.
+AUDIT_LOGS_VIEW = """CREATE VIEW IF NOT EXISTS `{db}`.`audit_logs`{on_cluster} AS
+SELECT
+    Uid AS id,
+    OrgId AS organization_id,
+    UserId AS user_id,
+    EventName AS action,
+    multiIf(EventName = 'claude.request', 'ai_model',
+            EventName = 'data.access', 'data_subject',
+            EventName = 'security.event', 'security_event',
+            startsWith(EventName, 'audit.'), 'audit_log',
+            Repository != '', 'repository', '') AS resource_type,
+    multiIf(EventName = 'claude.request', LogAttributes['gen_ai.request.model'],
+            EventName = 'data.access', LogAttributes['gdpr.data_subject.id'],
+            EventName = 'security.event', LogAttributes['security.event.type'],
+            startsWith(EventName, 'audit.'), '',
+            Repository) AS resource_id,
+    toJSONString(LogAttributes) AS details,
+    LogAttributes['client.address'] AS ip_address,
+    LogAttributes['user_agent.original'] AS user_agent,
+    LogAttributes['audit.request.id'] AS request_id,
+    Timestamp AS created_at
+FROM `{db}`.`otel_logs`"""
+
+#: ``git_operations``: one row per ``git.*`` event (operation_type is the name
+#: after ``git.``: clone, push, ref.update...); status is ``audit.outcome``;
+#: duration_ms is rounded half up to an integer; error_message is ``audit.error.message``
+#: or, when absent, ``error.type``.
+GIT_OPERATIONS_VIEW = """CREATE VIEW IF NOT EXISTS `{db}`.`git_operations`{on_cluster} AS
+SELECT
+    Uid AS id,
+    LogAttributes['audit.job.id'] AS job_id,
+    substring(EventName, 5) AS operation_type,
+    if(mapContains(LogAttributes, 'vcs.repository.url.full'), LogAttributes['vcs.repository.url.full'],
+       Repository) AS repository_url,
+    LogAttributes['vcs.ref.head.name'] AS branch,
+    Outcome AS status,
+    toInt64(floor(DurationMs + 0.5)) AS duration_ms,
+    if(LogAttributes['audit.error.message'] != '', LogAttributes['audit.error.message'],
+       LogAttributes['error.type']) AS error_message,
+    Timestamp AS created_at
+FROM `{db}`.`otel_logs`
+WHERE startsWith(EventName, 'git.')"""
+
+#: Integrity sealing (:mod:`gitaudit.query.integrity`): one row per signed digest
+#: (a closed window of one organization, or an addendum for late events), and the
+#: (uid, event_sha256) list each digest covers, keyed by the digest it belongs to.
+INTEGRITY_DIGESTS_DDL = """CREATE TABLE IF NOT EXISTS `{db}`.`integrity_digests`{on_cluster}
+(
+    `org` String,
+    `seq` UInt64,
+    `kind` LowCardinality(String),
+    `window_start_ns` Int64,
+    `window_end_ns` Int64,
+    `event_count` UInt64,
+    `events_sha256` String,
+    `prev_digest` String,
+    `digest` String,
+    `signature` String,
+    `key_id` String,
+    `sealed_at_ns` Int64
+)
+ENGINE = MergeTree
+ORDER BY (org, seq)"""
+
+INTEGRITY_DIGEST_EVENTS_DDL = """CREATE TABLE IF NOT EXISTS `{db}`.`integrity_digest_events`{on_cluster}
+(
+    `org` String,
+    `seq` UInt64,
+    `digest` String,
+    `pos` UInt32,
+    `uid` String,
+    `event_sha256` String,
+    INDEX idx_uid uid TYPE bloom_filter(0.001) GRANULARITY 1
+)
+ENGINE = MergeTree
+ORDER BY (org, seq, pos)"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create otel_logs", (otel_logs_ddl(),)),
+    Migration(2, "analyst views audit_logs and git_operations", (AUDIT_LOGS_VIEW, GIT_OPERATIONS_VIEW)),
+    Migration(3, "integrity digests and their covered events", (INTEGRITY_DIGESTS_DDL, INTEGRITY_DIGEST_EVENTS_DDL)),
+    Migration(4, "retention policies, archive jobs, legal holds, GDPR subject keys",
+              RETENTION_MIGRATION_STATEMENTS),
+    Migration(5, "live stream: ObservedInsertTime column and streaming destinations", STREAM_MIGRATION_STATEMENTS),
 )

@@ -126,7 +126,7 @@ TOKENS = {
     "hashicorp-vault-token": lambda r: r.choice(["hvs.", "hvb."]) + _mixed(r, B64URL, 90),
     "digitalocean-token": lambda r: r.choice(["dop_v1_", "doo_v1_"]) + _s(r, HEX, 64),
     "docker-hub-token": lambda r: "dckr_pat_" + _mixed(r, B64URL, 27),
-    "huggingface-token": lambda r: "hf_" + _mixed(r, string.ascii_letters, 34).replace("0", "a"),
+    "huggingface-token": lambda r: "hf_" + _s(r, string.ascii_letters, 34),
     "shopify-token": lambda r: r.choice(["shpat_", "shpss_"]) + _s(r, HEX, 32),
     "postman-api-key": lambda r: "PMAK-" + _s(r, HEX, 24) + "-" + _s(r, HEX, 34),
     "grafana-token": lambda r: "glsa_" + _mixed(r, ALNUM, 32) + "_" + _s(r, HEX, 8),

@@ -1,0 +1,457 @@
+"""Investigation views: timelines of one subject, and anomalies flagged by documented rules.
+
+The single implementation behind ``/api/v1/investigations/...``,
+``gitaudit analytics timeline|anomalies`` and the reports. Every function
+takes ``allowed_orgs`` (the caller's organizations, ``None``: all) and applies
+it in SQL; all values are bound parameters.
+
+Timelines (:func:`timeline`): every event of one user (``user.id``), one client
+address (``client.address``), one repository (``vcs.repository.name``, else the
+URL) or one trace id (the correlation id: every event of one operation), oldest
+first by ``(Timestamp, uid)``, in keyset pages (the search's cursor).
+
+Anomaly rules (:data:`RULES`; thresholds from :class:`AnomalyConfig`, read
+from the environment by :class:`AnomalySettings`). Every anomaly is a dict
+``{"rule", "severity", "organization", "user", "repository", "time_ns", "time",
+"summary", "evidence_uids", "evidence_count", "details"}``; ``evidence_uids``
+are the ``log.record.uid`` of the events that made the rule fire (the first
+:data:`MAX_EVIDENCE`, oldest first), ``time`` is the first of them. Reads of
+the audit log itself (``audit.*`` events) are the investigators' own activity
+and never count. Identities are per organization: a user's baseline in one
+organization says nothing about another (and never leaks across tenants).
+
+``protected_ref_force_or_delete`` (high; medium when the push was refused)
+    A ``git.ref.update`` with ``git.ref.protected=true`` and
+    ``git.ref.update.kind`` ``force-update`` or ``delete`` (server hooks), or a
+    ``git.push`` with ``git.push.forced=true`` or ``git.push.deleted=true`` whose
+    ``git.ref.protected`` is true or whose ``vcs.ref.head.name`` matches a
+    protected pattern (``GITAUDIT_PROTECTED_REFS``, fnmatch-style ``*`` and
+    ``?``; default ``main,master,release/*``). One anomaly per event.
+``clone_burst`` (medium)
+    Per user and local day (zone ``GITAUDIT_WORK_TZ``): the distinct
+    repositories cloned (``git.clone``) that day within the window exceed
+    ``max(k, m * median)``, where the median is over the user's daily distinct
+    counts of the previous ``GITAUDIT_CLONE_BASELINE_DAYS`` days (30; days
+    without clones count as 0), ``k`` = ``GITAUDIT_CLONE_BURST_MIN`` (10),
+    ``m`` = ``GITAUDIT_CLONE_BURST_FACTOR`` (3).
+``new_client_address`` (medium)
+    A user acting from a ``client.address`` not seen for them in the
+    ``GITAUDIT_NEW_ADDRESS_LOOKBACK_DAYS`` (90) days before the window, when
+    they did act (from some address) in that lookback -- a user with no
+    history has no baseline and is not flagged. One anomaly per user and address.
+``off_hours`` (low)
+    Activity of a user outside working hours: local hour (zone
+    ``GITAUDIT_WORK_TZ``, default UTC) not in ``[GITAUDIT_WORK_START_HOUR,
+    GITAUDIT_WORK_END_HOUR)`` (8-19) or an ISO weekday not in
+    ``GITAUDIT_WORK_DAYS`` (``1,2,3,4,5``, Monday = 1). One anomaly per user
+    and local day.
+``failure_burst`` (medium)
+    At least N (``GITAUDIT_FAILURE_BURST_COUNT``, 5) events with
+    ``audit.outcome=failure`` by one user, or on one repository, whose first
+    and last are at most M minutes apart (``GITAUDIT_FAILURE_BURST_MINUTES``,
+    10). A burst extends to every further failure within M minutes of its
+    first; the next burst starts after it. One anomaly per burst.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gitaudit.instrumentation import semconv as sc
+
+from .analytics import AnalyticsError, validate_range, validate_time_zone
+from .search import EventQuery, search_events
+from .store.client import Store
+from .timefmt import format_ns
+
+__all__ = [
+    "MAX_EVIDENCE", "RULES", "AnomalyConfig", "AnomalySettings", "InvestigationError", "anomalies",
+    "glob_to_like", "timeline",
+]
+
+NS_PER_S = 1_000_000_000
+NS_PER_DAY = 86_400 * NS_PER_S
+#: Evidence uids kept per anomaly (``evidence_count`` has the full number).
+MAX_EVIDENCE = 100
+#: Most anomalies one call returns (oldest first); ``truncated`` says when more fired.
+MAX_ANOMALIES = 5000
+_HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+_NOT_AUDIT_READ = "NOT startsWith(EventName, 'audit.')"
+
+
+class InvestigationError(AnalyticsError):
+    """Invalid investigation input (no or several subjects, bad trace id, unknown rule); a 400."""
+
+
+# --- configuration -------------------------------------------------------------------
+
+
+class AnomalySettings(BaseSettings):
+    """Anomaly thresholds from the environment (``GITAUDIT_`` prefix; see the module doc)."""
+
+    model_config = SettingsConfigDict(env_prefix="GITAUDIT_", extra="ignore")
+
+    work_tz: str = "UTC"
+    work_start_hour: int = Field(8, ge=0, le=23)
+    work_end_hour: int = Field(19, ge=1, le=24)
+    work_days: str = "1,2,3,4,5"
+    protected_refs: str = "main,master,release/*"
+    clone_burst_min: int = Field(10, ge=1)
+    clone_burst_factor: float = Field(3.0, gt=0)
+    clone_baseline_days: int = Field(30, ge=1, le=366)
+    new_address_lookback_days: int = Field(90, ge=1, le=3660)
+    failure_burst_count: int = Field(5, ge=2)
+    failure_burst_minutes: int = Field(10, ge=1, le=10_080)
+
+    def config(self) -> AnomalyConfig:
+        """The :class:`AnomalyConfig` these settings describe."""
+        return AnomalyConfig(
+            work_tz=self.work_tz, work_start_hour=self.work_start_hour, work_end_hour=self.work_end_hour,
+            work_days=tuple(int(d) for d in self.work_days.replace(" ", "").split(",") if d),
+            protected_refs=tuple(p for p in self.protected_refs.replace(" ", "").split(",") if p),
+            clone_burst_min=self.clone_burst_min, clone_burst_factor=self.clone_burst_factor,
+            clone_baseline_days=self.clone_baseline_days, new_address_lookback_days=self.new_address_lookback_days,
+            failure_burst_count=self.failure_burst_count, failure_burst_minutes=self.failure_burst_minutes)
+
+
+@dataclass(frozen=True)
+class AnomalyConfig:
+    """Thresholds of the anomaly rules (defaults as documented in the module doc).
+
+    Raises:
+        ValueError: working hours not ``0 <= start < end <= 24``, weekdays outside 1..7.
+    """
+
+    work_tz: str = "UTC"
+    work_start_hour: int = 8
+    work_end_hour: int = 19
+    work_days: tuple[int, ...] = (1, 2, 3, 4, 5)
+    protected_refs: tuple[str, ...] = ("main", "master", "release/*")
+    clone_burst_min: int = 10
+    clone_burst_factor: float = 3.0
+    clone_baseline_days: int = 30
+    new_address_lookback_days: int = 90
+    failure_burst_count: int = 5
+    failure_burst_minutes: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.work_start_hour < self.work_end_hour <= 24:
+            raise ValueError("working hours must satisfy 0 <= start < end <= 24")
+        if not all(1 <= d <= 7 for d in self.work_days):
+            raise ValueError("work days are ISO weekdays 1 (Monday) to 7 (Sunday)")
+        if self.failure_burst_count < 2 or self.clone_burst_min < 1:
+            raise ValueError("failure_burst_count must be >= 2 and clone_burst_min >= 1")
+
+
+def glob_to_like(pattern: str) -> str:
+    """An fnmatch-style pattern (``*``, ``?``) as a LIKE pattern (``%``, ``_``; others literal)."""
+    out = []
+    for ch in pattern:
+        if ch in ("\\", "%", "_"):
+            out.append("\\" + ch)
+        elif ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# --- timelines ------------------------------------------------------------------------
+
+
+def timeline(store: Store, *, allowed_orgs: list[str] | None, user: str | None = None,
+             client_address: str | None = None, repository: str | None = None, trace_id: str | None = None,
+             start_ns: int | None = None, end_ns: int | None = None, limit: int = 500,
+             cursor: str | None = None, filters: EventQuery | None = None,
+             max_limit: int = 1000) -> dict[str, Any]:
+    """Events of exactly one subject, oldest first, one keyset page at a time.
+
+    Args:
+        user / client_address / repository / trace_id: the subject (give exactly one).
+        start_ns / end_ns: optional range, Unix ns UTC, ``[start, end)``.
+        limit / cursor: page size and the previous page's ``next_cursor``.
+        filters: further filters (the search language in ``filters.query`` etc.).
+
+    Returns:
+        ``{"subject": {"kind", "value"}, "events": [event dicts as the search returns],
+        "next_cursor", "count"}`` (``count``: the whole result, on the first page only).
+
+    Raises:
+        InvestigationError: no subject, several, an empty value or a malformed trace id.
+        SearchError: bad limit or cursor. QuerySyntaxError: bad ``filters.query``.
+    """
+    given = {k: v for k, v in (("user", user), ("client_address", client_address),
+                                ("repository", repository), ("trace_id", trace_id)) if v is not None}
+    if len(given) != 1:
+        raise InvestigationError("give exactly one of user, client_address, repository, trace_id")
+    kind, value = next(iter(given.items()))
+    if not value or len(value) > 1000:
+        raise InvestigationError(f"{kind} must be a non-empty value of at most 1000 characters")
+    if start_ns is not None and end_ns is not None:
+        validate_range(start_ns, end_ns)
+    base = filters or EventQuery()
+    extra: dict[str, Any] = {}
+    if kind == "user":
+        extra["users"] = [value]
+    elif kind == "repository":
+        extra["repositories"] = [value]
+    elif kind == "trace_id":
+        if not _HEX32.match(value):
+            raise InvestigationError("trace_id must be a W3C trace id: 32 hexadecimal characters")
+        value = value.lower()
+        extra["trace_ids"] = [value]
+    else:
+        extra["filters"] = [*base.filters, {"field": sc.CLIENT_ADDRESS, "op": "eq", "value": value}]
+    q = dataclasses.replace(base, start_ns=start_ns, end_ns=end_ns, limit=limit, cursor=cursor, order="asc",
+                            count="none" if cursor else "exact", **extra)
+    page = search_events(store, q, allowed_orgs, max_limit=max_limit)
+    return {"subject": {"kind": kind, "value": value}, "events": page.events,
+            "next_cursor": page.next_cursor, "count": page.count}
+
+
+# --- anomalies ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    store: Store
+    allowed_orgs: list[str] | None
+    start_ns: int
+    end_ns: int
+    config: AnomalyConfig
+
+    def scope(self, params: dict[str, Any]) -> str:
+        """The organization condition (``1`` when unrestricted)."""
+        if self.allowed_orgs is None:
+            return "1"
+        params["an_orgs"] = list(self.allowed_orgs)
+        return "OrgId IN {an_orgs:Array(String)}"
+
+    def params(self) -> dict[str, Any]:
+        return {"an_start": self.start_ns, "an_end": self.end_ns}
+
+
+_WINDOW = ("Timestamp >= fromUnixTimestamp64Nano({an_start:Int64}) "
+           "AND Timestamp < fromUnixTimestamp64Nano({an_end:Int64})")
+_IN_WINDOW = "Timestamp >= fromUnixTimestamp64Nano({an_start:Int64})"
+_TS = "toUnixTimestamp64Nano(Timestamp)"
+
+
+def _anomaly(rule: str, severity: str, org: str, user: str, repository: str, evidence: Sequence[tuple[int, str]],
+             count: int, summary: str, details: dict[str, Any]) -> dict[str, Any]:
+    first = int(evidence[0][0]) if evidence else 0
+    return {"rule": rule, "severity": severity, "organization": org, "user": user, "repository": repository,
+            "time_ns": first, "time": format_ns(first), "summary": summary,
+            "evidence_uids": [uid for _, uid in evidence[:MAX_EVIDENCE]], "evidence_count": int(count),
+            "details": details}
+
+
+def _protected(ctx: _Ctx) -> list[dict[str, Any]]:
+    params = ctx.params()
+    params.update(an_patterns=[glob_to_like(p) for p in ctx.config.protected_refs],
+                  an_kinds=["force-update", "delete"])
+    ref = f"LogAttributes['{sc.VCS_REF_HEAD_NAME}']"
+    rows = ctx.store.query(
+        f"SELECT {_TS} AS ts, Uid, OrgId, UserId, Repository, EventName, {ref}, "
+        f"LogAttributes['{sc.GIT_REF_UPDATE_KIND}'], LogAttributes['{sc.GIT_PUSH_FORCED}'] = 'true', "
+        f"LogAttributes['{sc.GIT_PUSH_DELETED}'] = 'true', Outcome FROM {ctx.store.table} "
+        f"WHERE {ctx.scope(params)} AND {_WINDOW} AND ("
+        f"(EventName = 'git.ref.update' AND LogAttributes['{sc.GIT_REF_PROTECTED}'] = 'true' "
+        f"AND LogAttributes['{sc.GIT_REF_UPDATE_KIND}'] IN {{an_kinds:Array(String)}}) OR "
+        f"(EventName = 'git.push' AND (LogAttributes['{sc.GIT_PUSH_FORCED}'] = 'true' "
+        f"OR LogAttributes['{sc.GIT_PUSH_DELETED}'] = 'true') AND (LogAttributes['{sc.GIT_REF_PROTECTED}'] = 'true' "
+        f"OR arrayExists(p -> {ref} LIKE p, {{an_patterns:Array(String)}})))) "
+        f"ORDER BY ts, Uid LIMIT {MAX_ANOMALIES + 1}", params)
+    out = []
+    for ts, uid, org, user, repo, name, ref_name, kind, forced, deleted, outcome in rows:
+        if name == "git.ref.update":
+            what = kind
+        else:
+            what = "delete" if deleted else "force-update"
+        refused = outcome in ("failure", "denied")
+        out.append(_anomaly(
+            "protected_ref_force_or_delete", "medium" if refused else "high", org, user, repo, [(ts, uid)], 1,
+            f"{what} of protected ref {ref_name or '?'} in {repo or '?'} by {user or 'an unknown user'}"
+            + (f" ({outcome})" if refused else ""),
+            {"event_name": name, "ref": ref_name, "kind": what, "outcome": outcome}))
+    return out
+
+
+def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
+    cfg = ctx.config
+    validate_time_zone(ctx.store, cfg.work_tz)
+    params = ctx.params()
+    params.update(an_tz=cfg.work_tz, an_days=cfg.clone_baseline_days, an_clone=sc.EventName.GIT_CLONE.value)
+    rows = ctx.store.query(
+        "SELECT OrgId, UserId, toDate(Timestamp, {an_tz:String}) AS day, uniqExact(Repository), "
+        f"uniqExactIf(Repository, {_IN_WINDOW}), "
+        f"arraySort(groupArrayIf(({_TS}, Uid), {_IN_WINDOW})), groupUniqArrayIf(Repository, {_IN_WINDOW}) "
+        f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND EventName = {{an_clone:String}} "
+        "AND UserId != '' AND Repository != '' "
+        "AND Timestamp >= toDateTime(toDate(fromUnixTimestamp64Nano({an_start:Int64}), {an_tz:String}) "
+        "- {an_days:UInt32}, {an_tz:String}) AND Timestamp < fromUnixTimestamp64Nano({an_end:Int64}) "
+        "GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day", params)
+    daily: dict[tuple[str, str], dict[date, int]] = {}
+    for org, user, day, full, *_ in rows:
+        daily.setdefault((org, user), {})[day] = int(full)
+    out = []
+    for org, user, day, _full, in_window, evidence, repos in rows:
+        if not evidence:
+            continue
+        history = daily[(org, user)]
+        baseline = [history.get(day - timedelta(days=i), 0) for i in range(1, cfg.clone_baseline_days + 1)]
+        median = statistics.median(baseline)
+        threshold = max(cfg.clone_burst_min, cfg.clone_burst_factor * median)
+        if in_window > threshold:
+            out.append(_anomaly(
+                "clone_burst", "medium", org, user, "", evidence, len(evidence),
+                f"{user} cloned {in_window} repositories on {day} (baseline median {median:g}/day, "
+                f"threshold {threshold:g})",
+                {"day": str(day), "distinct_repositories": int(in_window), "baseline_median": float(median),
+                 "threshold": float(threshold), "repositories": sorted(repos)[:MAX_EVIDENCE]}))
+    return out
+
+
+def _new_client_address(ctx: _Ctx) -> list[dict[str, Any]]:
+    cfg = ctx.config
+    params = ctx.params()
+    params["an_lookback"] = ctx.start_ns - cfg.new_address_lookback_days * NS_PER_DAY
+    scope = ctx.scope(params)
+    addr = f"LogAttributes['{sc.CLIENT_ADDRESS}']"
+    base = (f"{scope} AND {_NOT_AUDIT_READ} AND UserId != '' AND {addr} != '' "
+            "AND Timestamp >= fromUnixTimestamp64Nano({an_lookback:Int64})")
+    rows = ctx.store.query(
+        f"SELECT OrgId, UserId, {addr} AS a, countIf({_IN_WINDOW}) AS n, "
+        f"arraySort(groupArrayIf(({_TS}, Uid), {_IN_WINDOW})) FROM {ctx.store.table} "
+        f"WHERE {base} AND Timestamp < fromUnixTimestamp64Nano({{an_end:Int64}}) "
+        f"AND (OrgId, UserId) IN (SELECT OrgId, UserId FROM {ctx.store.table} WHERE {base} "
+        "AND Timestamp < fromUnixTimestamp64Nano({an_start:Int64})) "
+        f"GROUP BY OrgId, UserId, a HAVING n > 0 AND countIf(NOT {_IN_WINDOW}) = 0 "
+        f"ORDER BY OrgId, UserId, a LIMIT {MAX_ANOMALIES + 1}", params)
+    return [_anomaly("new_client_address", "medium", org, user, "", evidence, n,
+                     f"{user} acted from {address}, an address not seen for them in the previous "
+                     f"{cfg.new_address_lookback_days} days",
+                     {"client_address": address, "lookback_days": cfg.new_address_lookback_days})
+            for org, user, address, n, evidence in rows]
+
+
+def _off_hours(ctx: _Ctx) -> list[dict[str, Any]]:
+    cfg = ctx.config
+    validate_time_zone(ctx.store, cfg.work_tz)
+    params = ctx.params()
+    params.update(an_tz=cfg.work_tz, an_from=cfg.work_start_hour, an_to=cfg.work_end_hour,
+                  an_wd=list(cfg.work_days))
+    rows = ctx.store.query(
+        "SELECT OrgId, UserId, toDate(Timestamp, {an_tz:String}) AS day, count(), "
+        f"groupArraySorted({MAX_EVIDENCE})(({_TS}, Uid)), groupUniqArrayIf(20)(Repository, Repository != '') "
+        f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} AND UserId != '' "
+        "AND (toDayOfWeek(Timestamp, 0, {an_tz:String}) NOT IN {an_wd:Array(UInt8)} "
+        "OR toHour(Timestamp, {an_tz:String}) < {an_from:UInt8} "
+        "OR toHour(Timestamp, {an_tz:String}) >= {an_to:UInt8}) "
+        f"GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day LIMIT {MAX_ANOMALIES + 1}", params)
+    hours = f"{cfg.work_start_hour:02d}:00-{cfg.work_end_hour:02d}:00"
+    return [_anomaly("off_hours", "low", org, user, repos[0] if len(repos) == 1 else "", evidence, n,
+                     f"{user}: {n} event(s) outside working hours ({hours} {cfg.work_tz}, days "
+                     f"{','.join(map(str, cfg.work_days))}) on {day}",
+                     {"day": str(day), "events": int(n), "tz": cfg.work_tz, "working_hours": hours,
+                      "work_days": list(cfg.work_days), "repositories": sorted(repos)})
+            for org, user, day, n, evidence, repos in rows]
+
+
+def _failure_burst(ctx: _Ctx) -> list[dict[str, Any]]:
+    cfg = ctx.config
+    n, span_ns = cfg.failure_burst_count, cfg.failure_burst_minutes * 60 * NS_PER_S
+    out: list[dict[str, Any]] = []
+    for subject, column in (("user", "UserId"), ("repository", "Repository")):
+        params = ctx.params()
+        params.update(an_n=n, an_span=span_ns)
+        rows = ctx.store.query(
+            f"SELECT OrgId, {column} AS s, arraySort(groupArray(({_TS}, Uid, EventName, UserId, Repository))) AS f "
+            f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} "
+            f"AND Outcome = 'failure' AND {column} != '' GROUP BY OrgId, s "
+            "HAVING count() >= {an_n:UInt32} AND arrayExists(i -> i + {an_n:UInt32} - 1 <= length(f) "
+            "AND f[i + {an_n:UInt32} - 1].1 - f[i].1 <= {an_span:Int64}, arrayEnumerate(f)) "
+            "ORDER BY OrgId, s", params)
+        for org, value, failures in rows:
+            for burst in _bursts(failures, n, span_ns):
+                users = sorted({f[3] for f in burst if f[3]})
+                repos = sorted({f[4] for f in burst if f[4]})
+                names: dict[str, int] = {}
+                for f in burst:
+                    names[f[2]] = names.get(f[2], 0) + 1
+                out.append(_anomaly(
+                    "failure_burst", "medium", org,
+                    value if subject == "user" else (users[0] if len(users) == 1 else ""),
+                    value if subject == "repository" else (repos[0] if len(repos) == 1 else ""),
+                    [(f[0], f[1]) for f in burst], len(burst),
+                    f"{len(burst)} failures {'by' if subject == 'user' else 'on'} {value} within "
+                    f"{(burst[-1][0] - burst[0][0]) / 60e9:.1f} min "
+                    f"(rule: >= {n} within {cfg.failure_burst_minutes} min)",
+                    {"subject": subject, "failures": len(burst), "window_minutes": cfg.failure_burst_minutes,
+                     "span_ms": (burst[-1][0] - burst[0][0]) / 1e6, "event_names": names,
+                     "users": users[:20], "repositories": repos[:20]}))
+    return out
+
+
+def _bursts(failures: Sequence[tuple], n: int, span_ns: int) -> list[list[tuple]]:
+    """Split time-sorted failures into bursts: >= n within span_ns of the burst's first, greedily."""
+    out, i = [], 0
+    while i + n - 1 < len(failures):
+        if failures[i + n - 1][0] - failures[i][0] <= span_ns:
+            j = i + n
+            while j < len(failures) and failures[j][0] - failures[i][0] <= span_ns:
+                j += 1
+            out.append(list(failures[i:j]))
+            i = j
+        else:
+            i += 1
+    return out
+
+
+#: Rule name -> (default severity, one-line description, implementation).
+RULES: dict[str, tuple[str, str, Callable[[_Ctx], list[dict[str, Any]]]]] = {
+    "protected_ref_force_or_delete": ("high", "force push, force update or deletion of a protected ref", _protected),
+    "clone_burst": ("medium", "a user cloning many more repositories in a day than their baseline", _clone_burst),
+    "new_client_address": ("medium", "a user acting from a client address never seen for them", _new_client_address),
+    "off_hours": ("low", "activity outside the configured working hours", _off_hours),
+    "failure_burst": ("medium", "a burst of failures by one user or on one repository", _failure_burst),
+}
+
+
+def anomalies(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
+              rules: Sequence[str] | None = None, config: AnomalyConfig | None = None) -> dict[str, Any]:
+    """Run the anomaly rules over ``[start_ns, end_ns)`` (see the module doc for each rule).
+
+    Args:
+        rules: rule names (default: every rule of :data:`RULES`).
+        config: thresholds (default: :class:`AnomalySettings` from the environment).
+
+    Returns:
+        ``{"anomalies": [anomaly dicts, oldest first], "truncated": bool, "rules": [names run]}``.
+
+    Raises:
+        InvestigationError: an unknown rule or an empty range; AnalyticsError: unknown ``work_tz``.
+    """
+    validate_range(start_ns, end_ns)
+    names = list(dict.fromkeys(rules)) if rules else list(RULES)
+    unknown = [r for r in names if r not in RULES]
+    if unknown:
+        raise InvestigationError(f"unknown rule {unknown[0][:60]!r}: use {', '.join(RULES)}")
+    ctx = _Ctx(store, None if allowed_orgs is None else list(allowed_orgs), start_ns, end_ns,
+               config or AnomalySettings().config())
+    found: list[dict[str, Any]] = []
+    for name in names:
+        found.extend(RULES[name][2](ctx))
+    found.sort(key=lambda a: (a["time_ns"], a["rule"], a["organization"], a["user"], a["repository"]))
+    return {"anomalies": found[:MAX_ANOMALIES], "truncated": len(found) > MAX_ANOMALIES, "rules": names}
