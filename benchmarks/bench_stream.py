@@ -70,11 +70,10 @@ class _Reader(threading.Thread):
 
 def _server(store):
     from gitaudit.query.api.app import create_app
-    from gitaudit.query.api.stream_router import install_stream
     from gitaudit.query.server import BackgroundServer
     from gitaudit.query.settings import Settings
 
-    return BackgroundServer(install_stream(create_app(Settings(), store)))
+    return BackgroundServer(create_app(Settings(), store))
 
 
 def _readers(url: str, n: int) -> list[_Reader]:

@@ -66,6 +66,9 @@ USER_EMAIL = "user.email"
 SESSION_ID = "session.id"
 CLIENT_ADDRESS = "client.address"
 USER_AGENT_ORIGINAL = "user_agent.original"
+#: semconv ``user.roles``: the actor's roles at the time of the event (array; the
+#: SOC 2 report groups git access by it).
+USER_ROLES = "user.roles"
 AUDIT_ORGANIZATION_ID = "audit.organization.id"
 
 # --- outcome --------------------------------------------------------------------

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 
 from gitaudit.query.api.app import create_app
-from gitaudit.query.api.stream_router import install_stream
 from gitaudit.query.server import BackgroundServer
 from gitaudit.query.settings import Settings
 from gitaudit.query.stream_sse import SSEMessage, parse_sse
@@ -20,7 +19,7 @@ from gitaudit.query.stream_sse import SSEMessage, parse_sse
 
 def stream_app(store, settings: Settings | None = None):
     """``create_app`` plus the stream router and hub (a no-op where the app already wires them)."""
-    return install_stream(create_app(settings or Settings(), store))
+    return create_app(settings or Settings(), store)  # create_app wires the stream hub and router
 
 
 @contextmanager

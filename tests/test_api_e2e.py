@@ -217,7 +217,8 @@ def test_unknown_uid_is_404_and_health_reports_count(server, store):
     assert httpx.get(f"{server.url}/api/v1/events/{'x' * 100}").status_code == 404
     assert store.query(f"SELECT EventName, LogAttributes['audit.query.rows'] FROM {store.table}") == [
         ("audit.query", "0")]
-    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok", "store": "ok", "events": 1}
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert (health["status"], health["store"], health["events"]) == ("ok", "ok", 1)
 
 
 def test_sanitizer_runs_again_on_ingest(server):

@@ -176,3 +176,20 @@ def test_key_management_api_and_cli(secured, chdb_dsn, monkeypatch):
     assert res.exit_code == 0 and "sre" in res.output
     key_id = res.output.split("│")[1].strip() if "│" in res.output else None
     assert runner.invoke(app, ["keys", "revoke", "000000000000"]).exit_code == 2
+
+
+def test_cli_search_sends_the_api_key(secured, monkeypatch):
+    """`gitaudit search` against a secured server: refused without GITAUDIT_API_KEY, scoped results with it."""
+    from gitaudit.query.cli.main import app
+
+    srv, keys = secured
+    httpx.post(f"{srv.url}/v1/logs", content=_otlp_json([("a1", "acme", "x"), ("g1", "globex", "y")]),
+               headers={**_h(keys["admin"]), "Content-Type": "application/json"})
+    runner = CliRunner()
+    monkeypatch.delenv("GITAUDIT_API_KEY", raising=False)
+    res = runner.invoke(app, ["search", "action:git.push", "--endpoint", srv.url, "--json"])
+    assert res.exit_code == 2 and "missing API key" in res.output
+    monkeypatch.setenv("GITAUDIT_API_KEY", keys["acme_auditor"])
+    res = runner.invoke(app, ["search", "action:git.push", "--endpoint", srv.url, "--json"])
+    assert res.exit_code == 0, res.output
+    assert [json.loads(line)["uid"] for line in res.output.splitlines() if line.startswith("{")] == ["a1"]

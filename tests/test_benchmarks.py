@@ -11,7 +11,7 @@ import pytest
 from benchmarks import bench_emit, bench_ingest, bench_lookup, bench_postgres, bench_search, bench_storage
 from benchmarks.__main__ import parse_args
 from benchmarks.common import load_dataset, percentiles
-from benchmarks.generator import EVENT_NAMES, EventGenerator, rows_to_otlp, table_to_rows
+from benchmarks.generator import EVENT_NAMES, EventGenerator, rows_to_otlp
 from gitaudit.query.ingest.otlp_decode import decode_request
 from gitaudit.query.store.schema import INSERT_COLUMNS
 

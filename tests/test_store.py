@@ -29,7 +29,7 @@ def test_schema_has_exactly_the_collector_columns_and_types(store):
     ordinary = [(n, t) for n, t, kind in rows if kind in ("", "DEFAULT")]
     assert ordinary == list(COLLECTOR_COLUMNS)
     materialized = {n for n, _, kind in rows if kind == "MATERIALIZED"}
-    assert materialized == {"OrgId", "UserId", "Outcome", "Repository", "Uid", "DurationMs"}
+    assert materialized == {"OrgId", "UserId", "Outcome", "Repository", "Uid", "DurationMs", "ObservedInsertTime"}
 
 
 def test_sort_key_and_partitioning(store):

@@ -19,7 +19,7 @@ from ..ingest.service import IngestService
 from ..settings import Settings
 from ..store.client import Store, open_store
 from . import (analytics_router, events_router, health_router, ingest_router, integrity_router, keys_router,
-               retention_router)
+               retention_router, stream_router)
 from .auth import auth_enabled
 from .errors import install_error_handlers
 
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
         # GDPR subject pseudonyms (when enabled) are applied after the sanitizer, at ingest.
         app.state.ingest = IngestService(app.state.store,
                                          wrap_sanitizer(sanitizer or Sanitizer.default(), app.state.store))
+        stream_router.attach_stream(app)
         start_sealer(app)
         start_retention_job(app)
         try:
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
         finally:
             await stop_retention_job(app)
             await stop_sealer(app)
+            stream_router.detach_stream(app)
 
     app = FastAPI(
         title="gitaudit",
@@ -74,4 +76,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
     app.include_router(analytics_router.router)
     app.include_router(integrity_router.router)
     app.include_router(retention_router.router)
+    app.include_router(stream_router.router)
+    app.state.stream_router_included = True
     return app

@@ -100,10 +100,23 @@ def _audit_params(query: EventQuery) -> dict:
     }.items() if v not in (None, [], "")}
 
 
+def _search(store, query: EventQuery, allowed_orgs, max_limit: int, include_archive: bool):
+    from ..gdpr_keys import resolve_subject_query
+
+    query = resolve_subject_query(store, query)
+    if include_archive:
+        from ..archive import ArchiveTarget
+        from ..archive_read import search_archive
+
+        return search_archive(store, ArchiveTarget.from_settings(), query, allowed_orgs, max_limit)
+    return search_events(store, query, allowed_orgs, max_limit)
+
+
 async def _run(store, settings, ingest, principal: Principal, query: EventQuery,
-               endpoint: str) -> EventsPagePublic | JSONResponse:
+               endpoint: str, include_archive: bool = False) -> EventsPagePublic | JSONResponse:
     try:
-        page = await run_in_threadpool(search_events, store, query, principal.scope(), settings.max_page_size)
+        page = await run_in_threadpool(_search, store, query, principal.scope(), settings.max_page_size,
+                                       include_archive)
     except QuerySyntaxError as exc:
         return _query_error(exc)
     await run_in_threadpool(
@@ -126,10 +139,12 @@ async def list_events(
         "comma-separated fields to return, e.g. uid,timestamp,event_name,attributes.user.id"))] = None,
     count: Annotated[Literal["none", "exact", "estimate"], Query(description=(
         "exact: count() of the whole result; estimate: upper bound from index analysis (marked)"))] = "none",
+    include_archive: Annotated[bool, Query(description=(
+        "also search events archived to S3 by retention (each event once)"))] = False,
 ) -> EventsPagePublic | JSONResponse:
     """Search events: ``q`` (the language) AND the shortcut filters; repeated values of one shortcut OR."""
     query.limit, query.cursor, query.fields, query.count = limit, cursor, _fields(fields), count
-    return await _run(store, settings, ingest, principal, query, "GET /api/v1/events")
+    return await _run(store, settings, ingest, principal, query, "GET /api/v1/events", include_archive)
 
 
 @router.post("/search", response_model=EventsPagePublic, response_model_exclude_unset=True, responses=_ERRORS)

@@ -50,3 +50,4 @@ class HealthPublic(BaseModel):
     status: str
     store: str
     events: int
+    stream: dict | None = None

@@ -11,8 +11,8 @@
   destinations; ``GET .../{id}/status`` (admin, sre) reports delivery state.
 
 :func:`attach_stream` / :func:`detach_stream` start and stop the hub and the
-destination workers in the app's lifespan (:func:`install_stream` wires both
-and the router into an existing app); :func:`stream_health` is the
+destination workers in the app's lifespan (``create_app`` calls both);
+:func:`stream_health` is the
 ``/healthz`` fragment.
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 import secrets as _secrets
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -121,30 +119,6 @@ def detach_stream(app: FastAPI) -> None:
         ingest.on_stored = runtime.previous_on_stored
     runtime.destinations.stop()
     runtime.hub.stop()
-
-
-def install_stream(app: FastAPI, settings: StreamSettings | None = None) -> FastAPI:
-    """Add the stream router and run :func:`attach_stream` / :func:`detach_stream` in ``app``'s lifespan.
-
-    For apps whose factory does not wire the stream itself (tests, benchmarks);
-    harmless on one that does (the router is added once, attaching is idempotent).
-    Returns ``app``.
-    """
-    if not any(getattr(r, "path", None) == "/api/v1/stream" for r in app.routes):
-        app.include_router(router)
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: FastAPI) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            attach_stream(a, settings)
-            try:
-                yield state
-            finally:
-                detach_stream(a)
-
-    app.router.lifespan_context = lifespan
-    return app
 
 
 def stream_health(app: FastAPI) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .search import QUERY_HELP, _params, fail_with_response, query_from_params, show_query_error
+from .search import QUERY_HELP, _params, auth_headers, fail_with_response, query_from_params, show_query_error
 
 err = Console(stderr=True)
 
@@ -64,7 +64,7 @@ def _via_server(base: str, params: dict[str, Any], fmt: str, sink: BinaryIO, sho
 
     try:
         head = httpx.get(f"{base}/api/v1/events", params={**params, "limit": 1, "count": "exact",
-                                                           "fields": "uid"}, timeout=60)
+                                                           "fields": "uid"}, headers=auth_headers(), timeout=60)
     except httpx.TransportError:
         return None
     if head.status_code != 200:
@@ -74,7 +74,7 @@ def _via_server(base: str, params: dict[str, Any], fmt: str, sink: BinaryIO, sho
     with _progress() if show else _NoProgress() as progress:
         task = progress.add_task("export", total=total)
         with httpx.stream("GET", f"{base}/api/v1/events/export", params={**params, "format": fmt},
-                          timeout=httpx.Timeout(60, read=600)) as resp:
+                          headers=auth_headers(), timeout=httpx.Timeout(60, read=600)) as resp:
             if resp.status_code != 200:
                 resp.read()
                 fail_with_response(resp, params.get("q"))

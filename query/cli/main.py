@@ -16,6 +16,7 @@ from .export import export
 from .sanitize import sanitize
 from .search import search
 from .serve import serve
+from .tail import tail
 
 app = typer.Typer(
     name="gitaudit",
@@ -29,6 +30,7 @@ app.command()(serve)
 app.command()(search)
 app.command()(export)
 app.command()(sanitize)
+app.command()(tail)
 app.command(name="run-demo")(run_demo)
 app.add_typer(keys.app, name="keys")
 app.add_typer(hooks.app, name="hooks")

@@ -67,20 +67,21 @@ def search(
     oldest_first: bool = typer.Option(False, "--oldest-first", help="sort oldest first"),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000),
     as_json: bool = typer.Option(False, "--json", help="print NDJSON, one event per line"),
+    archive: bool = typer.Option(False, "--archive", help="also search events archived to S3 (each once)"),
     endpoint: str = typer.Option(None, "--endpoint", help="server URL (env GITAUDIT_ENDPOINT)"),
 ) -> None:
     """Search audit events, newest first. The options are shortcuts ANDed with QUERY.
 
-    Asks the running server; with none, reads the store.
+    Asks the running server (with the key in GITAUDIT_API_KEY); with none, reads the store.
     """
     from gitaudit.instrumentation.configuration import resolve_endpoint
 
     params = _params(q=query, text=text, event=event, user=user, org=org, repo=repo, outcome=outcome,
                      trace_id=trace_id, limit=limit, order="asc" if oldest_first else None,
-                     **{"from": from_, "to": to})
+                     include_archive="true" if archive else None, **{"from": from_, "to": to})
     events = _via_server(resolve_endpoint(endpoint), params)
     if events is None:
-        events = _via_store(params)
+        events = _via_archive(params) if archive else _via_store(params)
     if as_json:
         for e in events:
             out.print_json(json.dumps(e)) if out.is_terminal else print(json.dumps(e, separators=(",", ":")))
@@ -92,12 +93,32 @@ def _via_server(base: str, params: dict[str, Any]) -> list[dict[str, Any]] | Non
     import httpx
 
     try:
-        resp = httpx.get(f"{base}/api/v1/events", params=params, timeout=30)
+        resp = httpx.get(f"{base}/api/v1/events", params=params, headers=auth_headers(), timeout=30)
     except httpx.TransportError:
         return None
     if resp.status_code != 200:
         fail_with_response(resp, params.get("q"))
     return resp.json()["events"]
+
+
+def auth_headers() -> dict[str, str]:
+    """``Authorization: Bearer $GITAUDIT_API_KEY`` when the variable is set."""
+    import os
+
+    key = os.environ.get("GITAUDIT_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _via_archive(params: dict[str, Any]) -> list[dict[str, Any]]:
+    from ..search import SearchError
+    from ..store.client import StoreError
+    from .archive import archive_search_events
+
+    try:
+        return archive_search_events({k: v for k, v in params.items() if k != "include_archive"})
+    except (ValueError, SearchError, StoreError, RuntimeError) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 def fail_with_response(resp: Any, query: str | None) -> None:
