@@ -44,8 +44,11 @@ Sections (each a function ``(ctx) -> dict``, see :mod:`gitaudit.query.report_com
 
 ``integrity`` -- :func:`gitaudit.query.integrity.verify` over the period (or
     ``unavailable`` with the reason, e.g. no verification key).
-``retention`` -- the policies and compliance floors in force and the legal
-    holds in force during the period (only those of the report's organizations).
+``retention`` -- the policies and compliance floors in force (the live
+    configuration) and the legal holds covering the period's events: not
+    released before the period began, with a time range overlapping it (only
+    holds of the report's organizations; a hold without one shows in reports
+    over all organizations).
 ``delivery`` -- delivery gaps: ``security.event`` with type ``audit.gap``
     (an event source such as the trace2 agent was down) or
     ``audit.spool.overflow`` (a client spool dropped records).
@@ -331,13 +334,14 @@ def _visible_policy(p: Any, allowed: list[str] | None) -> dict[str, Any] | None:
 
 
 def retention(ctx: ReportContext) -> dict[str, Any]:
-    """Retention policies and compliance floors in force, and legal holds in force during the period."""
+    """Retention policies and compliance floors in force, and legal holds covering the period (module doc)."""
     from .legal_hold import list_holds
 
     ps = ctx.policies()
     policies = [v for p in ps.all() if (v := _visible_policy(p, ctx.allowed_orgs)) is not None]
     holds = [h for h in list_holds(ctx.store, allowed_orgs=ctx.allowed_orgs)
-             if h.created_at_ns < ctx.end_ns and (not h.released_at_ns or h.released_at_ns >= ctx.start_ns)]
+             if (not h.released_at_ns or h.released_at_ns >= ctx.start_ns)
+             and (not h.start_ns or h.start_ns < ctx.end_ns) and (not h.end_ns or h.end_ns > ctx.start_ns)]
     return {
         "compliance_modes": list(ps.modes),
         "policies": policies,
