@@ -27,6 +27,7 @@ the OTel SDK). Environment variables:
 ``OTEL_SERVICE_NAME``             ``service.name`` (default ``gitaudit-client``)
 ``GITAUDIT_ENVIRONMENT``          ``deployment.environment.name``
 ``GITAUDIT_API_KEY``              sent as ``Authorization: Bearer`` when set
+``GITAUDIT_ORGANIZATION_ID``      default ``audit.organization.id`` of the process's events
 ``GITAUDIT_SPOOL_DIR``            durable spool directory (enables the spool)
 ``GITAUDIT_SPOOL_SYNC``           ``always`` (fsync per record, default) or
                                   ``group`` (group commit)
@@ -53,6 +54,7 @@ from opentelemetry.sdk.resources import Resource
 
 from ..processors import SanitizingLogRecordProcessor
 from . import semconv as sc
+from .context import ENV_ORGANIZATION_ID, set_default_context
 from .events import set_logger_provider
 from .version import __version__
 
@@ -168,10 +170,14 @@ def configure(
     spool_max_bytes: int | None = None,
     on_full: str | None = None,
     spool_options: Mapping[str, Any] | None = None,
+    organization_id: str | None = None,
 ) -> LoggerProvider:
     """Set up the audit pipeline and make gitaudit emit through it.
 
     Args:
+        organization_id: ``audit.organization.id`` for every event of this process
+            that does not set one (env ``GITAUDIT_ORGANIZATION_ID``); see
+            :func:`~gitaudit.instrumentation.context.set_default_context`.
         endpoint: base URL of the OTLP/HTTP receiver (``/v1/logs`` is appended).
         service_name: ``service.name`` of the emitting service.
         service_version: ``service.version`` (default: gitaudit's version).
@@ -226,6 +232,9 @@ def configure(
         provider.add_log_record_processor(
             BatchLogRecordProcessor(exp) if batch else SimpleLogRecordProcessor(exp)
         )
+    org = organization_id or os.environ.get(ENV_ORGANIZATION_ID)
+    if org:
+        set_default_context(organization_id=org)
     set_logger_provider(provider)
     if set_global:
         from opentelemetry._logs import set_logger_provider as set_global_provider

@@ -82,14 +82,47 @@ _ATTRIBUTE_OF = {
     "request_id": sc.AUDIT_REQUEST_ID,
 }
 
-_CURRENT: contextvars.ContextVar[AuditContext] = contextvars.ContextVar(
-    "gitaudit_context", default=AuditContext()
-)
+_CURRENT: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar("gitaudit_context", default=None)
+
+#: The process-wide base context (e.g. the organization of a trace2 agent or a git
+#: server's hooks), under every ``audit_context`` and seen from every thread.
+_DEFAULT = AuditContext()
+
+#: Environment variable naming the default organization of the process's events.
+ENV_ORGANIZATION_ID = "GITAUDIT_ORGANIZATION_ID"
 
 
 def current_context() -> AuditContext:
-    """Return the innermost active :class:`AuditContext` (empty when none)."""
-    return _CURRENT.get()
+    """Return the innermost active :class:`AuditContext` (the process default when none)."""
+    return _CURRENT.get() or _DEFAULT
+
+
+def set_default_context(**fields_: Any) -> AuditContext:
+    """Set the process-wide base context that every thread's events carry.
+
+    For processes that audit on behalf of one organization without a request
+    context of their own (the trace2 agent, git server hooks, a worker): e.g.
+    ``set_default_context(organization_id="acme")``. ``configure()`` calls it
+    with ``organization_id`` (argument or ``GITAUDIT_ORGANIZATION_ID``).
+
+    Args:
+        **fields_: :class:`AuditContext` fields; ``None`` leaves a field as it is.
+
+    Returns:
+        The new default context.
+
+    Raises:
+        TypeError: an unknown field name.
+    """
+    global _DEFAULT
+    _DEFAULT = _DEFAULT.merged(**fields_)
+    return _DEFAULT
+
+
+def reset_default_context() -> None:
+    """Forget the process-wide base context (tests)."""
+    global _DEFAULT
+    _DEFAULT = AuditContext()
 
 
 @contextmanager
@@ -108,7 +141,7 @@ def audit_context(**fields_: Any) -> Iterator[AuditContext]:
     Raises:
         TypeError: a field name that is not part of the context.
     """
-    ctx = _CURRENT.get().merged(**fields_)
+    ctx = current_context().merged(**fields_)
     token = _CURRENT.set(ctx)
     try:
         yield ctx

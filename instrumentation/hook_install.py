@@ -165,6 +165,7 @@ def install(
     spool_dir: str | os.PathLike[str] | None = None,
     endpoint: str | None = None,
     python: str | None = None,
+    organization_id: str | None = None,
 ) -> InstallResult:
     """Install gitaudit's ``pre-receive`` and ``post-receive`` hooks into ``bare_repo``.
 
@@ -175,6 +176,7 @@ def install(
         spool_dir: durable spool directory (absolute path recorded).
         endpoint: base URL of the OTLP/HTTP receiver the drain delivers to.
         python: interpreter the hooks run (default: this one, ``sys.executable``).
+        organization_id: ``audit.organization.id`` of the recorded events.
 
     Returns:
         An :class:`InstallResult`.
@@ -190,6 +192,7 @@ def install(
         pusher_vars=tuple(pusher_vars),
         spool_dir=os.path.abspath(os.fspath(spool_dir)) if spool_dir else None,
         endpoint=endpoint,
+        organization_id=organization_id,
     )
     interpreter = os.path.abspath(python or sys.executable)
     result = InstallResult(directory)

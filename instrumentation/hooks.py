@@ -116,12 +116,16 @@ class HookConfig:
         pusher_vars: environment variable names read, in order, for ``user.id``.
         spool_dir: directory of the durable spool (``None``: gitaudit's default).
         endpoint: base URL of the OTLP/HTTP receiver (``None``: ``GITAUDIT_ENDPOINT``).
+        organization_id: ``audit.organization.id`` of the events (``None``:
+            ``GITAUDIT_ORGANIZATION_ID``); needed when the server requires
+            organization-bound ingest keys.
     """
 
     protected: tuple[str, ...] = DEFAULT_PROTECTED
     pusher_vars: tuple[str, ...] = DEFAULT_PUSHER_VARS
     spool_dir: str | None = None
     endpoint: str | None = None
+    organization_id: str | None = None
 
     def to_json(self) -> str:
         """Serialize to the JSON stored in the hook script."""
@@ -138,6 +142,7 @@ class HookConfig:
             pusher_vars=tuple(data.get("pusher_vars", DEFAULT_PUSHER_VARS)),
             spool_dir=data.get("spool_dir"),
             endpoint=data.get("endpoint"),
+            organization_id=data.get("organization_id"),
         )
 
 
@@ -371,7 +376,7 @@ def _open_pipeline(repo: str, config: HookConfig) -> Any:
     spool_dir = spool_dir_for(repo, config)
     endpoint = resolve_endpoint(config.endpoint)
     provider = configure(endpoint=endpoint, service_name=service, spool_dir=spool_dir,
-                         spool_options={"ship": False})
+                         spool_options={"ship": False}, organization_id=config.organization_id)
 
     def finish() -> None:
         provider.shutdown()

@@ -472,12 +472,31 @@ def drain(
             endpoint and the last error; the records stay spooled).
         SpoolError: the spool cannot be opened.
     """
+    deadline = time.monotonic() + timeout_s
+    delivered = 0
+    while True:
+        got = _drain_pass(spool_dir, endpoint, deadline, timeout_s, headers=headers, on_progress=on_progress,
+                          exclusive=exclusive, backoff_max_s=backoff_max_s)
+        if got is None:  # another drainer holds the lock: it delivers
+            return delivered
+        delivered += got
+        if not exclusive or time.monotonic() >= deadline:
+            return delivered
+        # A record spooled between our last empty check and the lock's release found the lock
+        # taken and started no drainer: look again now that the lock is free.
+        with Spool(spool_dir) as spool:
+            if spool.stats().records == 0:
+                return delivered
+
+
+def _drain_pass(spool_dir, endpoint, deadline, timeout_s, *, headers, on_progress, exclusive,
+                backoff_max_s) -> int | None:
+    """One locked pass of :func:`drain`; None when ``exclusive`` and the lock is taken."""
     drain_lock = ShipLock(spool_dir, DRAIN_LOCK_FILE) if exclusive else None
     if drain_lock is not None:
         Path(spool_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         if not drain_lock.acquire(0.0):
-            return 0
-    deadline = time.monotonic() + timeout_s
+            return None
     spool = Spool(spool_dir)
     shipper = Shipper(spool, endpoint, headers=headers, backoff_max_s=backoff_max_s)
     delivered = 0

@@ -72,7 +72,7 @@ def processing(ctx: ReportContext) -> dict[str, Any]:
     where_all, params_all = ctx.where()
     keys = list(PERSONAL_FIELDS)
     params_all["r_keys"] = keys
-    counts = ctx.query("SELECT sumForEach(arrayMap(k -> toUInt64(mapContains(LogAttributes, k)), "
+    counts = ctx.query("SELECT sumForEach(arrayMap(k -> toUInt64(has(LogAttributes.keys, k)), "
                        f"{{r_keys:Array(String)}})) FROM {{table}} WHERE {where_all}", params_all)
     fields = [{"field": k, "category": PERSONAL_FIELDS[k][0], "description": PERSONAL_FIELDS[k][1],
                "events": int(n)} for k, n in zip(keys, counts[0][0] or [0] * len(keys), strict=True)]

@@ -102,14 +102,12 @@ def anomalies(ctx: ReportContext) -> dict[str, Any]:
     """Anomalies about the subject (module doc)."""
     found = ctx.anomalies()["anomalies"]
     if ctx.subject is not None:
-        params: dict[str, Any] = {"r_uids": sorted({u for a in found for u in a["evidence_uids"]})}
-        where, wparams = ctx.where()
-        params.update(wparams)
-        mine = {r[0] for r in ctx.query(f"SELECT Uid FROM {{table}} WHERE {where} AND Uid IN {{r_uids:Array(String)}} "
-                                        f"AND {subject_sql(ctx.subject, params)}", params)} if params["r_uids"] else set()
+        where, params = ctx.where()
+        mine = {r[0] for r in ctx.query(f"SELECT Uid FROM {{table}} WHERE {where} AND "
+                                        f"{subject_sql(ctx.subject, params)}", params)}
         kind, value = ctx.subject.kind, ctx.subject.value
         found = [a for a in found if (kind == "user" and a["user"] == value)
-                 or (kind == "repository" and a["repository"] == value) or mine & set(a["evidence_uids"])]
+                 or (kind == "repository" and a["repository"] == value) or not mine.isdisjoint(a["evidence_uids"])]
     by_rule: dict[str, int] = {}
     for a in found:
         by_rule[a["rule"]] = by_rule.get(a["rule"], 0) + 1

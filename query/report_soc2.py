@@ -271,10 +271,13 @@ def cc8_change_management(ctx: ReportContext) -> dict[str, Any]:
     claude, claude_total = listing(
         ctx, f"SELECT {TS}, Uid, OrgId, Repository, {attr(sc.CONFLICT_FILE_PATH)}, UserId, {validation}, Outcome, "
         f"{accepted}, toUInt32OrZero({attr(sc.CONFLICT_CLAUDE_REQUEST_COUNT)}), "
-        f"toFloat64(toDecimal128OrZero({attr(sc.GEN_AI_USAGE_COST_USD)}, 9)) FROM {{table}} WHERE {claude_where}",
+        f"toFloat64(toDecimal128OrZero({attr(sc.GEN_AI_USAGE_COST_USD)}, 9)), countIf({accepted}) OVER () "
+        f"FROM {{table}} WHERE {claude_where}",
         params, ["time", "uid", "organization", "repository", "file", "accepted_by", "validation", "outcome",
-                 "accepted", "claude_requests", "cost_usd"], "time, uid", times=("time",))
-    n_accepted = ctx.query(f"SELECT countIf({accepted}) FROM {{table}} WHERE {claude_where}", params)[0][0]
+                 "accepted", "claude_requests", "cost_usd", "_accepted"], "time, uid", times=("time",))
+    n_accepted = claude[0].pop("_accepted") if claude else 0
+    for row in claude:
+        row.pop("_accepted", None)
     return {
         "protected_ref_patterns": list(config.protected_refs),
         "protected_ref_changes": protected, "protected_ref_changes_total": protected_total,

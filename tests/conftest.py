@@ -57,6 +57,12 @@ def audit_events() -> Iterator[CapturedEvents]:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory) -> None:
+    """Keep default spools and agent state files out of the real home directory."""
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("xdg-state"))
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _git_identity() -> None:
     """Give real git a committer identity and no user/system config surprises."""
     os.environ.setdefault("GIT_AUTHOR_NAME", "Test Author")

@@ -142,3 +142,32 @@ def test_severity_rules():
     assert severity_for("git.push", "failure") == SeverityNumber.ERROR
     assert severity_for("git.push", "denied") == SeverityNumber.WARN
     assert severity_for("conflict.detected", "success") == SeverityNumber.WARN
+
+
+def test_process_default_organization_reaches_every_thread(monkeypatch):
+    """configure(organization_id=...) / GITAUDIT_ORGANIZATION_ID tag events from any thread; audit_context wins."""
+    import threading
+
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    from gitaudit.instrumentation import configure, set_logger_provider
+    from gitaudit.instrumentation.context import reset_default_context
+    from gitaudit.instrumentation.hooks import HookConfig
+
+    exporter = InMemoryLogRecordExporter()
+    monkeypatch.setenv("GITAUDIT_ORGANIZATION_ID", "acme")
+    provider = configure(exporter=exporter, batch=False, service_name="t")
+    try:
+        worker = threading.Thread(target=lambda: emit_event("git.fetch"))
+        worker.start()
+        worker.join()
+        with audit_context(organization_id="globex"):
+            emit_event("git.push")
+        emit_event("git.tag")
+    finally:
+        provider.shutdown()
+        set_logger_provider(None)
+        reset_default_context()
+    orgs = [dict(r.log_record.attributes)[sc.AUDIT_ORGANIZATION_ID] for r in exporter.get_finished_logs()]
+    assert orgs == ["acme", "globex", "acme"]
+    assert HookConfig.from_json(HookConfig(organization_id="acme").to_json()).organization_id == "acme"

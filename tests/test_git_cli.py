@@ -167,7 +167,14 @@ def test_gitaudit_git_command_end_to_end(repos, collector):
     assert (code, out, err) == plain_git(*args, cwd=work) and code == 1
     code, out, err, _ = _gitaudit_git(["log", "--format=%H", "-n", "1"], endpoint=endpoint, cwd=work)
     assert code == 0 and out.decode().strip() == rev(work) and err == b""
-    records = [lr for req in received for rl in req.resource_logs for sl in rl.scope_logs for lr in sl.log_records]
+    deadline = time.monotonic() + 20  # the events are spooled, then shipped by a detached drain
+    while True:
+        records = [lr for req in received for rl in req.resource_logs for sl in rl.scope_logs
+                   for lr in sl.log_records]
+        if len(records) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    records.sort(key=lambda r: r.time_unix_nano)
     assert [r.event_name for r in records] == ["git.command", "git.command"]
     first = {kv.key: kv.value for kv in records[0].attributes}
     assert first[sc.GIT_EXIT_CODE].int_value == 1 and first[sc.ERROR_TYPE].string_value == "git.exit_1"

@@ -37,9 +37,8 @@ def docs(chdb_dsn):
     db = f"rr_{uuid.uuid4().hex[:12]}"
     store = open_store(chdb_dsn, db)
     events = generate({"auditor_acme": "k1", "admin_all": "k2", "auditor_globex": "k3"})
-    for e in events[:40]:
-        if e.attrs.get("user.id") == "bob":
-            e.attrs["user.id"] = "<img src=x onerror=alert(1)>"
+    for e in [e for e in events if e.user == "bob" and START <= e.ts < END and e.name.startswith("git.")][:30]:
+        e.attrs["user.id"] = "<img src=x onerror=alert(1)>"
     insert(store, events)
     out = {}
     for kind in ("soc2", "gdpr", "security", "usage"):

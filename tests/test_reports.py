@@ -590,3 +590,34 @@ def test_api_serves_reports_scoped_and_records_the_export(api):
     n = store.query(f"SELECT count() FROM {store.table} WHERE EventName = 'audit.export' "
                     "AND LogAttributes['audit.query.endpoint'] LIKE '/api/v1/reports/%' AND OrgId = 'acme'")[0][0]
     assert n == 4  # soc2, csv zip, one csv table, html (the org=globex read is outside the key scope)
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_writes_a_report_from_the_store(world, chdb_dsn, tmp_path, monkeypatch):
+    """With no server answering, ``gitaudit report`` builds from the store; --generated-at reproduces bytes."""
+    import typer
+    from typer.testing import CliRunner
+
+    from gitaudit.query.cli.report import report
+    from gitaudit.query.server import free_port
+
+    monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", chdb_dsn)
+    monkeypatch.setenv("GITAUDIT_DATABASE", world["store"].database)
+    app = typer.Typer()
+    app.command()(report)
+    out = tmp_path / "usage.json"
+    args = ["usage", "--from", format_ns(START), "--to", format_ns(END), "--org", "acme", "--format", "json",
+            "--out", str(out), "--endpoint", f"http://127.0.0.1:{free_port()}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert verify_report(doc) and doc["sha256"] in result.output
+    assert doc["data_range"]["events"] == len(_in(world["events"], "acme"))
+    again = tmp_path / "again.json"
+    for target in (out, again):
+        assert CliRunner().invoke(app, [*args[:-3], str(target), "--generated-at", "2027-01-01T00:00:00Z"]).exit_code == 0
+    assert out.read_bytes() == again.read_bytes()
+    bad = CliRunner().invoke(app, ["usage", "--from", "soon", "--out", str(out)])
+    assert bad.exit_code == 2 and "invalid time" in bad.output

@@ -34,12 +34,14 @@ def install_command(
     bare_repo: Path = typer.Argument(..., help="the repository users push to"),
     protected: list[str] = typer.Option(
         None, "--protected", help="protected branch pattern (fnmatch; repeatable; "
-        "default main, master, release/*)"),
+        "replaces the default main, master, release/*)"),
     pusher_var: list[str] = typer.Option(
         None, "--pusher-var", help="environment variable naming the pusher (repeatable, first set "
         "wins; default GL_USERNAME GITHUB_USER REMOTE_USER GIT_PUSHER USER)"),
     spool_dir: Path = typer.Option(None, "--spool-dir", help="durable spool directory"),
     endpoint: str = typer.Option(None, "--endpoint", help="OTLP/HTTP base URL the spool drains to"),
+    org: str = typer.Option(None, "--org", help="audit.organization.id of the events (needed when the "
+                            "server requires organization-bound ingest keys)"),
 ) -> None:
     """Install pre-receive and post-receive hooks, chaining to the hooks already there."""
     from gitaudit.instrumentation.hook_install import HookInstallError, install
@@ -51,6 +53,7 @@ def install_command(
             protected=tuple(protected) if protected else DEFAULT_PROTECTED,
             pusher_vars=tuple(pusher_var) if pusher_var else DEFAULT_PUSHER_VARS,
             spool_dir=spool_dir,
+            organization_id=org,
             endpoint=endpoint,
         )
     except HookInstallError as exc:

@@ -28,14 +28,16 @@ _SOCKET_HELP = "AF_UNIX socket path the agent listens on (at most 107 bytes)"
 @app.command()
 def listen(
     socket_path: Path = typer.Option(..., "--socket", help=_SOCKET_HELP),
-    endpoint: str = typer.Option(None, "--endpoint", help="gitaudit server URL [env GITAUDIT_ENDPOINT]"),
+    endpoint: str = typer.Option(None, "--endpoint", help="gitaudit server URL (env GITAUDIT_ENDPOINT)"),
     flush_timeout_s: float = typer.Option(
         3600.0, "--flush-timeout", min=1.0, help="seconds before a git command with no exit event "
         "is recorded as incomplete"),
     state_file: Path = typer.Option(None, "--state-file", help="start/stop record "
-                                    "[env GITAUDIT_TRACE2_STATE]"),
+                                    "(env GITAUDIT_TRACE2_STATE)"),
     mode: str = typer.Option("0600", "--mode", help="socket permissions, octal (0666: all local users)"),
     service_name: str = typer.Option("gitaudit-trace2", "--service-name", help="service.name of the events"),
+    org: str = typer.Option(None, "--org", help="audit.organization.id of the events "
+                            "(env GITAUDIT_ORGANIZATION_ID; needed with organization-bound ingest keys)"),
 ) -> None:
     """Receive git's trace2 events and emit one audit event per git command, until SIGINT/SIGTERM."""
     from gitaudit.instrumentation import configure
@@ -46,7 +48,7 @@ def listen(
     except ValueError:
         err.print(f"[red]--mode must be octal, e.g. 0666, not {mode!r}[/]")
         raise typer.Exit(2) from None
-    provider = configure(endpoint=endpoint, service_name=service_name)
+    provider = configure(endpoint=endpoint, service_name=service_name, organization_id=org)
     try:
         agent = Trace2Agent(socket_path, flush_timeout_s=flush_timeout_s, state_file=state_file,
                             socket_mode=socket_mode)
