@@ -89,10 +89,12 @@ def run_workload(work: Path, source: str, console: Console) -> None:
 
     top = Git(work, env={"GIT_EDITOR": "true"})
     console.print(f"  clone --bare {source} -> origin.git")
-    top.clone(source, "origin.git", bare=True, check=True)
     origin = str(work / "origin.git")
+    with audit_context(user_id="ci-bot"):
+        top.clone(source, "origin.git", bare=True, check=True)
     for who in ("alice", "bob"):
-        top.clone(origin, who, check=True)
+        with audit_context(user_id=who):
+            top.clone(origin, who, check=True)
         _write_commit_identity(work / who, who)
     alice = Git(work / "alice", env={"GIT_EDITOR": "true"})
     bob = Git(work / "bob", env={"GIT_EDITOR": "true"})
@@ -149,7 +151,10 @@ def run_demo(settings: Settings | None = None, *, serve_forever: bool = True,
     from .cli.search import events_table
 
     settings = settings or Settings()
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # redirected: do not squeeze the table into 80 columns
+            console = Console(width=140)
     store = open_store(settings.clickhouse_dsn, settings.database)
     server = BackgroundServer(create_app(settings, store), settings.host, settings.port).start()
     console.print(f"[bold]gitaudit {__version__}[/] serving on {server.url} "
@@ -164,8 +169,9 @@ def run_demo(settings: Settings | None = None, *, serve_forever: bool = True,
             run_workload(work, source, console)
         provider.force_flush(10_000)
         events = _wait_for_events(server.url, session_id)
-        console.print(events_table(list(reversed(events)),
-                                   title=f"{len(events)} audit events of this run (session.id {session_id})"))
+        console.print(events_table(list(reversed(events)), org=False,
+                                   title=f"{len(events)} audit events of this run "
+                                         f"(organization demo-org, session.id {session_id})"))
         console.print(f"\nAPI docs: {server.url}/docs   events: {server.url}/api/v1/events   "
                       f"health: {server.url}/healthz")
         console.print(f"CLI: .venv/bin/gitaudit search --endpoint {server.url} --event git.push")

@@ -263,3 +263,16 @@ def test_cli_gdpr_export_erase_and_article30(store, archive, monkeypatch, chdb_d
     assert art30.exit_code == 0 and "Categories of personal data:" in art30.output
     assert json.loads(CliRunner().invoke(app, ["article30", "--json"]).output)["transfers"][0]["bucket"] == \
         archive.bucket
+
+
+def test_cli_erase_that_erases_nothing_fails(store, monkeypatch, chdb_dsn):
+    """Erasing a subject whose events are stored in clear (pseudonyms off) exits non-zero and says why."""
+    from s3_archive import cli_env, event_row
+    from typer.testing import CliRunner
+
+    from gitaudit.query.cli.gdpr import app
+
+    store.insert_rows([event_row("clear-1", NOW - DAY_NS, **{"user.id": "zoe"})])
+    cli_env(monkeypatch, chdb_dsn, store)
+    erased = CliRunner().invoke(app, ["erase", "--subject", "zoe", "--yes"])
+    assert erased.exit_code == 4 and "nothing was erased" in erased.output

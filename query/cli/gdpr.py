@@ -66,6 +66,10 @@ def erase_command(
     if result["plaintext_events"]:
         err.print(f"[yellow]warning:[/] {result['plaintext_events']} event(s) stored before subject pseudonyms "
                   "were enabled still carry this id in clear; crypto-shredding cannot reach them")
+    if not result["keys_destroyed"] and result["plaintext_events"]:
+        err.print("[red]error:[/] nothing was erased: this subject's events are stored in clear "
+                  "(set GITAUDIT_GDPR_SUBJECT_PSEUDONYMS=true so new events can be erased)", highlight=False)
+        raise typer.Exit(4)
 
 
 @app.command("article30")

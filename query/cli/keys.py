@@ -25,7 +25,7 @@ def _store():
     try:
         return open_store(settings.clickhouse_dsn, settings.database)
     except StoreError as exc:
-        err.print(f"[red]error:[/] {exc}. Stop the server, or use the API (POST /api/v1/keys) with an admin key.")
+        err.print(f"[red]error:[/] {exc}. Stop the server, or use the API (GET/POST/DELETE /api/v1/keys) with an admin key.")
         raise typer.Exit(2) from None
 
 

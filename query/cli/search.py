@@ -13,14 +13,17 @@ out = Console()
 err = Console(stderr=True)
 
 
-def events_table(events: list[dict[str, Any]], title: str | None = None) -> Table:
-    """A rich table of events: time, event, outcome, user, repository, ref or file, ms, trace."""
+def events_table(events: list[dict[str, Any]], title: str | None = None, *, org: bool = True) -> Table:
+    """A rich table of events: time, event, outcome, user, (org), repository, ref or file, ms, trace."""
     table = Table(title=title, show_lines=False, pad_edge=False)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("event", no_wrap=True)
     table.add_column("outcome", no_wrap=True)
-    for col in ("user", "org", "repository", "ref / file"):
-        table.add_column(col, overflow="fold")
+    table.add_column("user", no_wrap=True, min_width=5)
+    if org:
+        table.add_column("org", overflow="fold", min_width=5)
+    table.add_column("repository", overflow="fold", min_width=8)
+    table.add_column("ref / file", overflow="fold", min_width=8)
     table.add_column("ms", justify="right", no_wrap=True)
     table.add_column("trace", no_wrap=True)
     for e in events:
@@ -28,12 +31,12 @@ def events_table(events: list[dict[str, Any]], title: str | None = None) -> Tabl
         outcome = a.get("audit.outcome", "")
         style = {"failure": "red", "denied": "yellow"}.get(outcome, "green")
         dur = a.get("audit.duration_ms")
-        table.add_row(
-            e["timestamp"][11:23], e["event_name"], f"[{style}]{outcome}[/]",
-            a.get("user.id", ""), a.get("audit.organization.id", ""), a.get("vcs.repository.name", ""),
-            a.get("conflict.file.path", "") or a.get("vcs.ref.head.name", ""),
-            f"{float(dur):.1f}" if dur else "", e.get("trace_id", "")[:8],
-        )
+        cells = [e["timestamp"][11:23], e["event_name"], f"[{style}]{outcome}[/]", a.get("user.id", "")]
+        if org:
+            cells.append(a.get("audit.organization.id", ""))
+        cells += [a.get("vcs.repository.name", ""), a.get("conflict.file.path", "") or a.get("vcs.ref.head.name", ""),
+                  f"{float(dur):.1f}" if dur else "", e.get("trace_id", "")[:8]]
+        table.add_row(*cells)
     return table
 
 
