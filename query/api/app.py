@@ -19,7 +19,7 @@ from ..ingest.service import IngestService
 from ..settings import Settings
 from ..store.client import Store, open_store
 from . import (analytics_router, events_router, health_router, ingest_router, integrity_router, keys_router,
-               retention_router, stream_router)
+               reports_router, retention_router, stream_router)
 from .auth import auth_enabled
 from .errors import install_error_handlers
 
@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
 
         from ..gdpr_keys import wrap_sanitizer
         from ..integrity_job import start_sealer, stop_sealer
+        from ..report_schedule import start_report_scheduler, stop_report_scheduler
         from ..retention_job import start_retention_job, stop_retention_job
 
         app.state.settings = settings
@@ -55,9 +56,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
         stream_router.attach_stream(app)
         start_sealer(app)
         start_retention_job(app)
+        start_report_scheduler(app)
         try:
             yield
         finally:
+            await stop_report_scheduler(app)
             await stop_retention_job(app)
             await stop_sealer(app)
             stream_router.detach_stream(app)
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None, san
     app.include_router(analytics_router.router)
     app.include_router(integrity_router.router)
     app.include_router(retention_router.router)
+    app.include_router(reports_router.router)
     app.include_router(stream_router.router)
     app.state.stream_router_included = True
     return app

@@ -15,6 +15,7 @@ from .demo import run_demo
 from .export import export
 from .sanitize import sanitize
 from .search import search
+from .report import report
 from .serve import serve
 from .tail import tail
 
@@ -31,6 +32,7 @@ app.command()(search)
 app.command()(export)
 app.command()(sanitize)
 app.command()(tail)
+app.command("report")(report)
 app.command(name="run-demo")(run_demo)
 app.add_typer(keys.app, name="keys")
 app.add_typer(hooks.app, name="hooks")
