@@ -18,13 +18,14 @@ Examples::
 from __future__ import annotations
 
 import json
-import os
 import time
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from .server_client import call_server
 
 app = typer.Typer(help="Aggregations, usage metrics, timelines and anomalies of the audit log.",
                   no_args_is_help=True)
@@ -54,26 +55,7 @@ def _ns_strings(value: Any) -> Any:
 
 def _via_server(endpoint: str | None, path: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """GET ``path`` from the server; None when no server answers; exits 2 on an error response."""
-    import httpx
-
-    from gitaudit.instrumentation.configuration import ENV_API_KEY, resolve_endpoint
-
-    key = os.environ.get(ENV_API_KEY)
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        resp = httpx.get(f"{resolve_endpoint(endpoint)}{path}", params={k: v for k, v in params.items()
-                                                                       if v not in (None, [], "")},
-                         headers=headers, timeout=60)
-    except httpx.TransportError:
-        return None
-    if resp.status_code != 200:
-        try:
-            detail = resp.json().get("detail", resp.text[:200])
-        except ValueError:
-            detail = resp.text[:200]
-        err.print(f"[red]error:[/] {detail}", highlight=False)
-        raise typer.Exit(2)
-    return resp.json()
+    return call_server("GET", endpoint, path, params)
 
 
 def _via_store(call) -> dict[str, Any]:

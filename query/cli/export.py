@@ -18,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .search import QUERY_HELP, _params, auth_headers, fail_with_response, query_from_params, show_query_error
+from .search import QUERY_HELP, _params, fail_with_response, query_from_params, show_query_error
+from .server_client import auth_headers
 
 err = Console(stderr=True)
 

@@ -22,6 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .server_client import auth_headers, call_server
+
 out = Console()
 err = Console(stderr=True)
 
@@ -29,33 +31,9 @@ app = typer.Typer(help="Integrity: seal stored events into signed digests, verif
                   no_args_is_help=True, add_completion=False)
 
 
-def _headers() -> dict[str, str]:
-    from gitaudit.instrumentation.configuration import ENV_API_KEY
-
-    key = os.environ.get(ENV_API_KEY)
-    return {"Authorization": f"Bearer {key}"} if key else {}
-
-
 def _server(method: str, endpoint: str | None, path: str, params: dict[str, Any]) -> Any | None:
     """Call the server; None when none answers; exits 2 on an error reply."""
-    import httpx
-
-    from gitaudit.instrumentation.configuration import resolve_endpoint
-
-    try:
-        resp = httpx.request(method, f"{resolve_endpoint(endpoint)}{path}",
-                             params={k: v for k, v in params.items() if v is not None}, headers=_headers(),
-                             timeout=600)
-    except httpx.TransportError:
-        return None
-    if resp.status_code != 200:
-        try:
-            detail = resp.json().get("detail", resp.text[:200])
-        except ValueError:
-            detail = resp.text[:200]
-        err.print(f"error: {detail}", markup=False)
-        raise typer.Exit(2)
-    return resp.json()
+    return call_server(method, endpoint, path, params, timeout_s=600)
 
 
 def _open_store():
@@ -231,7 +209,7 @@ def export_digests(
     params = {k: v for k, v in {"org": org, "from": from_, "to": to}.items() if v is not None}
     try:
         with httpx.stream("GET", f"{resolve_endpoint(endpoint)}/api/v1/integrity/export", params=params,
-                          headers=_headers(), timeout=600) as resp:
+                          headers=auth_headers(), timeout=600) as resp:
             if resp.status_code != 200:
                 err.print(f"error: HTTP {resp.status_code}: {resp.read()[:200].decode('utf-8', 'replace')}",
                           markup=False)

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .server_client import auth_headers
+
 out = Console()
 err = Console(stderr=True)
 
@@ -102,14 +104,6 @@ def _via_server(base: str, params: dict[str, Any]) -> list[dict[str, Any]] | Non
     if resp.status_code != 200:
         fail_with_response(resp, params.get("q"))
     return resp.json()["events"]
-
-
-def auth_headers() -> dict[str, str]:
-    """``Authorization: Bearer $GITAUDIT_API_KEY`` when the variable is set."""
-    import os
-
-    key = os.environ.get("GITAUDIT_API_KEY")
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def _via_archive(params: dict[str, Any]) -> list[dict[str, Any]]:
