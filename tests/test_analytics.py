@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from analytics_seed import DAY, HOUR, MINUTE, NS, T0, ev, generate, insert, r7
 from gitaudit.query import analytics as an
-from gitaudit.query.api import analytics_router
 from gitaudit.query.api.app import create_app
 from gitaudit.query.api_keys import create_key
 from gitaudit.query.cli.analytics import app as cli_app
@@ -335,8 +334,6 @@ def api(seeded):
         "ingest": create_key(seeded, "acme ingest", ["ingest"], ["acme"])[0],
     }
     app = create_app(Settings(auth="on"), seeded)
-    if not any(getattr(r, "path", "") == "/api/v1/analytics/counts" for r in app.routes):
-        app.include_router(analytics_router.router)
     with BackgroundServer(app) as srv:
         yield srv, keys, seeded
 

@@ -20,7 +20,6 @@ from s3_archive import (  # noqa: F401 - fixtures
 
 from gitaudit.processors import Sanitizer
 from gitaudit.query.api.app import create_app
-from gitaudit.query.api.retention_router import router as retention_router
 from gitaudit.query.api_keys import create_key
 from gitaudit.query.archive_read import search_archive
 from gitaudit.query.gdpr import ErasureBlocked, article30_record, erase_subject, export_subject
@@ -216,8 +215,6 @@ def test_api_gdpr_endpoints_are_role_checked(store, archive):
             "auditor": create_key(store, "auditor", ["auditor"], ["*"])[0],
             "acme_sre": create_key(store, "acme sre", ["sre"], ["acme"])[0]}
     app = create_app(Settings(auth="on"), store, sanitizer=_ingest(store).sanitizer)
-    if not any(getattr(r, "path", "") == "/api/v1/gdpr/article30" for r in app.routes):
-        app.include_router(retention_router)
     app.state.retention_runtime = RetentionRuntime(store, RetentionSettings(retention_config=None,
                                                                             compliance_modes=""), archive)
     with BackgroundServer(app) as srv:

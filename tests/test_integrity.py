@@ -363,12 +363,7 @@ def secured(sealed, monkeypatch):
 
 
 def _app(store):
-    from gitaudit.query.api import integrity_router
-
-    app = create_app(Settings(auth="on"), store)
-    if not any(getattr(r, "path", "").startswith("/api/v1/integrity") for r in app.routes):
-        app.include_router(integrity_router.router)
-    return app
+    return create_app(Settings(auth="on"), store)
 
 
 def _h(key: str) -> dict:

@@ -9,7 +9,6 @@ import pytest
 
 from analytics_seed import DAY, MINUTE, NS, ev, insert
 from gitaudit.query.analytics import AnalyticsError
-from gitaudit.query.api import analytics_router
 from gitaudit.query.api.app import create_app
 from gitaudit.query.api_keys import create_key
 from gitaudit.query.investigations import (AnomalyConfig, AnomalySettings, InvestigationError, anomalies,
@@ -264,8 +263,6 @@ def api(chdb_dsn):
             "globex": create_key(story, "globex auditor", ["auditor"], ["globex"])[0],
             "sre": create_key(story, "acme sre", ["sre"], ["acme"])[0]}
     app = create_app(Settings(auth="on"), story)
-    if not any(getattr(r, "path", "") == "/api/v1/investigations/timeline" for r in app.routes):
-        app.include_router(analytics_router.router)
     app.state.anomaly_config = CONFIG
     with BackgroundServer(app) as srv:
         yield srv, keys, story

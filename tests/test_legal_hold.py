@@ -20,7 +20,6 @@ from s3_archive import (  # noqa: F401 - fixtures
 
 from gitaudit.processors import Sanitizer
 from gitaudit.query.api.app import create_app
-from gitaudit.query.api.retention_router import router as retention_router
 from gitaudit.query.api_keys import create_key
 from gitaudit.query.ingest.service import IngestService
 from gitaudit.query.legal_hold import LegalHoldError, create_hold, list_holds, release_hold
@@ -123,8 +122,6 @@ def test_api_holds_are_role_checked_and_org_scoped(store, archive):
             "acme_admin": create_key(store, "acme admin", ["admin"], ["acme"])[0],
             "acme_auditor": create_key(store, "acme auditor", ["auditor"], ["acme"])[0]}
     app = create_app(Settings(auth="on"), store)
-    if not any(getattr(r, "path", "") == "/api/v1/legal-holds" for r in app.routes):
-        app.include_router(retention_router)
     app.state.retention_runtime = RetentionRuntime(store, RetentionSettings(retention_config=None,
                                                                             compliance_modes=""), archive)
     with BackgroundServer(app) as srv:

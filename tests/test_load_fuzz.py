@@ -25,13 +25,9 @@ FUZZ_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=
 
 @pytest.fixture
 def server(store, tmp_path, monkeypatch):
-    """A real server (uvicorn, loopback, auth off) over a fresh store, with the integrity API."""
-    from gitaudit.query.api import integrity_router
-
+    """A real server (uvicorn, loopback, auth off) over a fresh store, every router included."""
     monkeypatch.setenv("GITAUDIT_SIGNING_KEY_FILE", str(tmp_path / "signing_key.pem"))
     app = create_app(Settings(max_body_bytes=MAX_BODY, max_decompressed_bytes=4 * MAX_BODY), store)
-    if not any(getattr(r, "path", "").startswith("/api/v1/integrity") for r in app.routes):
-        app.include_router(integrity_router.router)
     with BackgroundServer(app) as srv:
         yield srv
 

@@ -542,7 +542,6 @@ def test_scheduler_starts_and_stops_with_the_app(world):
 def api(store):
     """A real server (auth on) over a fresh store with the seed events; yields (url, keys)."""
     from gitaudit.query.api.app import create_app
-    from gitaudit.query.api.reports_router import router
     from gitaudit.query.server import BackgroundServer
     from gitaudit.query.settings import Settings
 
@@ -550,8 +549,6 @@ def api(store):
         ("auditor_acme", ["auditor"], ["acme"]), ("sre_acme", ["sre"], ["acme"]))}
     insert(store, generate({"auditor_acme": "k1", "admin_all": "k2", "auditor_globex": "k3"}))
     app = create_app(Settings(auth="on"), store)
-    if not any(getattr(r, "path", "") == "/api/v1/reports/{report_type}" for r in app.routes):
-        app.include_router(router)
     with BackgroundServer(app) as srv:
         yield srv.url, keys, store
 

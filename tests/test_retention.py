@@ -22,7 +22,6 @@ from s3_archive import (  # noqa: F401 - fixtures
 from typer.testing import CliRunner
 
 from gitaudit.query.api.app import create_app
-from gitaudit.query.api.retention_router import router as retention_router
 from gitaudit.query.api_keys import create_key
 from gitaudit.query.archive import ArchiveError
 from gitaudit.query.retention_apply import RetentionRuntime, apply_retention, plan_retention
@@ -180,8 +179,6 @@ def secured(store, archive):
         "globex_sre": create_key(store, "globex sre", ["sre"], ["globex"])[0],
     }
     app = create_app(Settings(auth="on"), store)
-    if not any(getattr(r, "path", "") == "/api/v1/retention/plan" for r in app.routes):
-        app.include_router(retention_router)
     app.state.retention_runtime = RetentionRuntime(store, RetentionSettings(retention_config=None,
                                                                             compliance_modes="soc2"), archive)
     with BackgroundServer(app) as srv:
