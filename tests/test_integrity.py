@@ -414,3 +414,18 @@ def test_api_export_is_scoped_and_verifies_offline(secured, sealed, tmp_path):
     script.write_text(_offline_script())
     run = subprocess.run([sys.executable, "-I", str(script), str(export), str(pem)], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_cli_verify_on_an_unsealed_store_says_nothing_is_sealed(store, key, monkeypatch):
+    """verify before any seal does not claim success: it says nothing is sealed yet and how sealing works."""
+    from gitaudit.query.cli.integrity import app
+
+    IngestService(store, Sanitizer.default()).ingest([_record(n) for n in range(3)])
+    monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", _dsn_of())
+    monkeypatch.setenv("GITAUDIT_DATABASE", store.database)
+    monkeypatch.setenv("GITAUDIT_SIGNING_KEY_FILE", str(key.path))
+    monkeypatch.setenv("GITAUDIT_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("COLUMNS", "250")
+    result = CliRunner().invoke(app, ["verify"])
+    assert result.exit_code == 0
+    assert "nothing sealed yet" in result.stdout and "verified" not in result.stdout

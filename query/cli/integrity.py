@@ -160,7 +160,11 @@ def _print_report(result: dict[str, Any]) -> None:
     problems = result["problems"]
     summary = (f"{len(result['organizations'])} organization(s), {result['digests_checked']} digest(s), "
                f"{result['windows_checked']} window(s), {result['events_checked']} event(s) checked")
-    if not problems:
+    if not problems and not result["digests_checked"]:
+        out.print(f"[yellow]nothing sealed yet[/]: {summary}. Windows are sealed once they have closed "
+                  "(GITAUDIT_SEAL_WINDOW_S, default one hour, plus GITAUDIT_SEAL_GRACE_S); run `gitaudit seal` "
+                  "then, or let the server's sealing job do it.")
+    elif not problems:
         out.print(f"[green]verified[/]: {summary}; no change since sealing")
     else:
         table = Table(title=f"{len(problems)} problem(s): {summary}")
