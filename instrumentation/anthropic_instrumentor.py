@@ -175,8 +175,8 @@ class _Call:
             attrs[sc.SERVER_ADDRESS] = url.host
             if url.port is not None:
                 attrs[sc.SERVER_PORT] = int(url.port)
-        except Exception:
-            pass
+        except Exception as exc:  # an SDK without _client.base_url: leave server.* out
+            _log.debug("gitaudit: no server address on the anthropic client: %s", type(exc).__name__)
         system = kwargs.get("system")
         attrs.update(settings.content.prompt_attributes(system if isinstance(system, (str, list, tuple)) else None,
                                                         kwargs.get("messages") or []))

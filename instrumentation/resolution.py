@@ -39,6 +39,7 @@ is the sum over the requests of input + cache read + cache creation tokens.
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -55,6 +56,9 @@ RESOLUTION_METHODS = ("manual", "ours", "theirs", "tool", "claude")
 
 #: ``error.type`` of a resolution that validation rejected.
 VALIDATION_FAILED = "validation_failed"
+
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,8 @@ def record_claude_request(uid: str, **usage: Any) -> None:
     if acc is not None:
         try:
             acc.add(uid, **usage)
-        except Exception:  # audit plumbing must not break the caller
-            pass
+        except Exception as exc:  # audit plumbing must not break the caller
+            _log.warning("gitaudit: could not add a Claude request to the resolution: %s", type(exc).__name__)
 
 
 def _check_method(method: str) -> str:

@@ -13,6 +13,7 @@ The embedded server and any other front end (tests, benchmarks) go through
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from ..store.client import Store
 from .otlp_decode import DecodedRecord
 from .rows import to_row
 
+_log = logging.getLogger("gitaudit.ingest")
 _UID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -96,6 +98,6 @@ class IngestService:
         if self.on_stored and result.uids:
             try:
                 self.on_stored(result.uids)
-            except Exception:  # noqa: BLE001 - a subscriber problem never fails ingest
-                pass
+            except Exception as exc:  # noqa: BLE001 - a subscriber problem never fails ingest
+                _log.warning("stream notification after ingest failed: %s", type(exc).__name__)
         return result
