@@ -22,6 +22,7 @@ import asyncio
 import logging
 from typing import Any
 
+from .background import cancel_task
 from .integrity import SealReport, seal
 from .integrity_events import record_seal
 from .integrity_keys import load_signing_key
@@ -79,12 +80,4 @@ def start_sealer(app: Any, settings: IntegritySettings | None = None) -> asyncio
 
 async def stop_sealer(app: Any) -> None:
     """Cancel the sealer task and wait for it (a run in progress finishes its current write first)."""
-    task = getattr(app.state, "sealer_task", None)
-    app.state.sealer_task = None
-    if task is None:
-        return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await cancel_task(app, "sealer_task")

@@ -47,6 +47,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .background import cancel_task
 from .report_cron import CronError, CronSchedule
 
 __all__ = ["ReportSchedule", "ScheduleError", "ScheduleSettings", "load_schedules", "period_bounds",
@@ -299,12 +300,4 @@ def start_report_scheduler(app: Any, settings: ScheduleSettings | None = None,
 
 async def stop_report_scheduler(app: Any) -> None:
     """Cancel the scheduler task and wait for it (a report being written is finished first)."""
-    task = getattr(app.state, "report_scheduler_task", None)
-    app.state.report_scheduler_task = None
-    if task is None:
-        return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await cancel_task(app, "report_scheduler_task")

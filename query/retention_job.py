@@ -21,10 +21,10 @@ Usage in the lifespan::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
+from .background import cancel_task
 from .archive import ArchiveTarget
 from .retention_apply import RetentionRuntime, apply_retention
 from .retention_policies import RetentionSettings
@@ -74,10 +74,4 @@ def start_retention_job(app: Any, settings: RetentionSettings | None = None,
 
 async def stop_retention_job(app: Any) -> None:
     """Cancel the task started by :func:`start_retention_job` and wait for it (no-op when none)."""
-    task = getattr(app.state, "retention_task", None)
-    if task is None:
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    app.state.retention_task = None
+    await cancel_task(app, "retention_task")
