@@ -96,9 +96,9 @@ PG_SQL: dict[str, str] = {
     "rare_word": (
         "SELECT * FROM audit_logs WHERE to_tsvector('simple', message) @@ plainto_tsquery('simple', %(word)s) "
         "AND message ILIKE '%%' || %(word)s || '%%' ORDER BY created_at DESC, id DESC LIMIT 101"),
-    "rare_word_token": (
-        "SELECT * FROM audit_logs WHERE to_tsvector('simple', message) @@ plainto_tsquery('simple', %(word)s) "
-        "AND message ILIKE '%%' || %(word)s || '%%' ORDER BY created_at DESC, id DESC LIMIT 101"),
+    "rare_substring": (
+        "SELECT * FROM audit_logs WHERE message ILIKE '%%' || %(word)s || '%%' "
+        "ORDER BY created_at DESC, id DESC LIMIT 101"),
     "trace_id": (
         "SELECT * FROM audit_logs WHERE details @> jsonb_build_object('trace_id', %(trace_id)s::text) "
         "ORDER BY created_at DESC, id DESC LIMIT 101"),

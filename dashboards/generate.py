@@ -74,7 +74,7 @@ def attr(key: str) -> str:
 
 def has(key: str) -> str:
     """SQL predicate: the record carries attribute ``key``."""
-    return f"mapContains(LogAttributes, '{key}')"
+    return f"has(LogAttributes.keys, '{key}')"
 
 
 #: The four dashboard variables: name -> (label, column).

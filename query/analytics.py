@@ -176,7 +176,7 @@ def field_expression(field: str) -> tuple[str, str | None, dict[str, Any]]:
         return FIELDS[field], None, {}
     key = field[len("attributes."):] if field.startswith("attributes.") else field
     if key and "." in field and _ATTR_KEY.match(key):
-        return ("LogAttributes[{a_key:String}]", "mapContains(LogAttributes, {a_key:String})", {"a_key": key})
+        return ("LogAttributes[{a_key:String}]", "has(LogAttributes.keys, {a_key:String})", {"a_key": key})
     raise AnalyticsError(f"unknown field {field[:60]!r}: use one of {', '.join(FIELDS)}, "
                          "attributes.<key> or an attribute's full name (e.g. git.command)")
 
@@ -326,7 +326,7 @@ def duration_percentiles(store: Store, *, allowed_orgs: list[str] | None, start_
     else:
         expr, present, fparams = "''", None, {}
     where, params = _where(allowed_orgs, start_ns, end_ns, filters)
-    where += f" AND mapContains(LogAttributes, '{sc.AUDIT_DURATION_MS}')"
+    where += f" AND has(LogAttributes.keys, '{sc.AUDIT_DURATION_MS}')"
     if present:
         where += f" AND {present}"
     levels = ", ".join(f"{{a_q{i}:Float64}}" for i in range(len(qs)))

@@ -40,8 +40,15 @@ Terms:
   non-numeric values, on strings (lexicographic). A bare date covers the whole
   UTC day: ``created:2026-11-01`` is that day, ``created:>2026-11-01`` starts
   the next day, ``created:2026-11-01..2026-11-03`` is three days.
-* words and quoted phrases are free text: a case-insensitive, literal
-  substring of the body or of any attribute value.
+* words and quoted phrases are free text over the body and every attribute
+  value, case-insensitive, every character literal, matched at word
+  boundaries (a word is a run of letters and digits; ASCII punctuation and
+  spaces separate words, as in the store's text index): ``push`` finds
+  "git push" and "push-rejected" but not "pushed"; ``"force push"`` finds the
+  phrase. A bare word with ``*`` at its start or end is a wildcard: ``push*``
+  (words starting with push), ``*ush`` (ending), ``*ush*`` (anywhere, a plain
+  substring); inside quotes ``*`` is literal. See
+  :mod:`gitaudit.query.qlang_sql` for what the index can prefilter.
 * ``-term`` or ``NOT term`` negates (a true complement: events lacking the
   attribute match ``-git.commit.count:>=3``).
 
@@ -186,9 +193,14 @@ class Filter:
 
 @dataclass(frozen=True)
 class Text:
-    """Free text: case-insensitive literal substring of the body or any attribute value."""
+    """Free text over the body and attribute values, case-insensitive, at word boundaries.
+
+    ``wildcard``: ``*`` in ``needle`` stands for any characters (bare words of
+    the language); otherwise every character is literal.
+    """
 
     needle: str
+    wildcard: bool = False
 
 
 @dataclass(frozen=True)
@@ -470,7 +482,7 @@ class _Parser:
         if colon <= 0:
             if not word:
                 raise QuerySyntaxError("expected a term", start)  # pragma: no cover - '"' handled above
-            return Text(word)
+            return Text(word, wildcard="*" in word)
         key = word[:colon]
         self.i = start + colon + 1  # just after ':'
         what = f"'{key}:'"

@@ -154,7 +154,7 @@ def redactions(ctx: ReportContext) -> dict[str, Any]:
         f"SELECT m[1], if(m[2] = '', '(none)', m[2]), uniqExact(Uid), count(), min(ts), max(ts), "
         "arrayStringConcat(arraySort(groupUniqArrayIf(10)(u, u != '')), '; ') FROM ("
         f"SELECT Uid, UserId AS u, {TS} AS ts, arrayJoin(extractAllGroupsVertical({text}, {{r_marker:String}})) AS m "
-        f"FROM {{table}} WHERE {where} AND {subj} AND mapContains(LogAttributes, '{sc.AUDIT_REDACTED_COUNT}')) "
+        f"FROM {{table}} WHERE {where} AND {subj} AND has(LogAttributes.keys, '{sc.AUDIT_REDACTED_COUNT}')) "
         "GROUP BY 1, 2",
         params, ["rule", "fingerprint", "events", "occurrences", "first", "last", "users"],
         "events DESC, rule, fingerprint", times=("first", "last"))

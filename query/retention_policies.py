@@ -462,7 +462,7 @@ def _match_sql(match: PolicyMatch, prefix: str, params: dict[str, Any]) -> str:
     for i, (key, values) in enumerate(sorted(match.attributes.items())):
         params[f"{prefix}_ak{i}"] = key
         params[f"{prefix}_av{i}"] = [str(v) for v in values]
-        cond.append(f"(mapContains(LogAttributes, {{{prefix}_ak{i}:String}}) AND "
+        cond.append(f"(has(LogAttributes.keys, {{{prefix}_ak{i}:String}}) AND "
                     f"LogAttributes[{{{prefix}_ak{i}:String}}] IN {{{prefix}_av{i}:Array(String)}})")
     return "(" + " AND ".join(cond) + ")" if cond else "1"
 

@@ -47,8 +47,9 @@ class EventQuery:
             any-of filters on EventName, ``user.id``, ``audit.organization.id``,
             ``vcs.repository.name`` (or the URL when the name is absent),
             ``audit.outcome`` and TraceId (32 hex).
-        text: free text, case-insensitive substring of the body or of any
-            attribute value; every character literal.
+        text: free text, case-insensitive, matched at word boundaries in the
+            body or in any attribute value; every character literal (as a
+            quoted phrase of the language, see :mod:`gitaudit.query.qlang`).
         limit: page size (1..max).
         cursor: opaque cursor from a previous page.
         order: ``desc`` (newest first) or ``asc``.

@@ -10,7 +10,7 @@ from search_seed import ALL, BASE, NOV1, TRACE, row, seeded_database
 
 from gitaudit.query.qlang import (MATCH_ALL, And, Filter, Not, Or, QuerySyntaxError, Text, from_filters, parse,
                                   resolve_field)
-from gitaudit.query.qlang_sql import compile_where, like_escape, whole_tokens
+from gitaudit.query.qlang_sql import compile_where, like_escape, needle_tokens, text_pattern
 from gitaudit.query.search import EventQuery, build_where, search_events
 
 NOW = BASE + 5_000_000_000 + 30 * 60 * 1_000_000_000  # e5's time + 30 min
@@ -161,15 +161,29 @@ def test_json_filter_errors_name_the_filter(filters, needle):
 # --- SQL compilation -------------------------------------------------------------
 
 
-def test_whole_tokens_keep_only_tokens_bounded_inside_the_needle():
-    """Only separator-bounded ASCII tokens may prefilter; edge runs may be cut ("ush" in "push")."""
-    assert whole_tokens("push rejected: non-fast-forward") == ["rejected", "non", "fast"]
-    assert whole_tokens("force push") == []
-    assert whole_tokens(" Force PUSH ") == ["force", "push"]
-    assert whole_tokens("ush") == []
-    assert whole_tokens("a straße b") == []  # non-ASCII: the index lower() folds ASCII only
-    assert whole_tokens("/x/ /x/") == ["x"]
+def test_needle_tokens_are_every_ascii_run_unless_a_wildcard_may_cut_it():
+    """Words match whole, so each ASCII run prefilters; runs touching a `*` and non-ASCII runs do not."""
+    assert needle_tokens("push rejected: non-fast-forward") == ["push", "rejected", "non", "fast", "forward"]
+    assert needle_tokens(" Force PUSH ") == ["force", "push"]
+    assert needle_tokens("ush") == ["ush"]
+    assert needle_tokens("*ush", wildcard=True) == []
+    assert needle_tokens("push*", wildcard=True) == []
+    assert needle_tokens("*a-b-c*", wildcard=True) == ["b"]
+    assert needle_tokens("a-b*c-d", wildcard=True) == ["a", "d"]
+    assert needle_tokens("a straße b") == ["a", "b"]  # non-ASCII: the index lower() folds ASCII only
+    assert needle_tokens("/x/ /x/") == ["x"]
+    assert needle_tokens("*x*", wildcard=False) == ["x"]  # quoted: '*' is a literal separator
     assert like_escape(r"a_b%c\d*") == r"a\_b\%c\\d%"
+
+
+def test_text_pattern_escapes_every_ascii_symbol_and_bounds_words():
+    """The RE2 check writes ASCII symbols as \\x{hh} and adds boundaries only next to word characters."""
+    sep = r"[\x{00}-\x{2F}\x{3A}-\x{40}\x{5B}-\x{60}\x{7B}-\x{7F}]"
+    assert text_pattern("a.b") == rf"(?is)(?:^|{sep})a\x{{2E}}b(?:$|{sep})"
+    assert text_pattern("%") == r"(?is)\x{25}"
+    assert text_pattern("p*h", wildcard=True) == rf"(?is)(?:^|{sep})p.*h(?:$|{sep})"
+    assert text_pattern("***", wildcard=True) is None
+    assert text_pattern("*x", wildcard=True) == rf"(?is)x(?:$|{sep})"
 
 
 INJECTIONS = ["' OR 1=1 --", "\\", "{x:String}", "`otel_logs`", "; DROP TABLE otel_logs", "\\' OR '1'='1",
@@ -264,6 +278,19 @@ def test_user_input_never_reaches_sql_text(evil):
     ('" to "', ["e9"]),
     ("pushed main", ["e0"]),
     ('"secret.leak"', ["e8"]),
+    ("push", ["e1", "e9"]),  # whole words: "pushed" (e0) is another word
+    ("push*", ["e0", "e1", "e9"]),
+    ("*ushed", ["e0"]),
+    ("*ush*", ["e0", "e1", "e9"]),  # a plain substring
+    ("p*h", ["e1", "e5", "e6", "e9"]),  # push, patch, path, PUSH
+    ("ejected", []),
+    ("*ejected*", ["e1"]),
+    ("fetch", []),
+    ("fetch*", ["e2"]),
+    ("50", ["e3"]),
+    ("objects", ["e3"]),  # '_' separates words, as in the index tokenizer
+    ('"push*"', []),  # quoted: '*' is literal
+    ("*", ALL),
 ])
 def test_every_operator_returns_exactly_the_matching_events(seeded, query, expected):
     """Each operator of the language selects exactly the expected seeded events."""
@@ -306,15 +333,16 @@ def test_free_text_prefilter_uses_the_text_index_and_skips_granules(store):
     store.command(f"OPTIMIZE TABLE {store.table} FINAL")
     q = EventQuery(query='" REJECTED: non-fast"', limit=10)
     cond, params = build_where(q, None)
-    assert "hasAllTokens(Body" in cond[0] and params["qp1"] == ["rejected", "non"]
+    assert "hasAllTokens(Body" in cond[0] and params["qp1"] == ["rejected", "non", "fast"]
     plan = "\n".join(r[0] for r in store.query(
         f"EXPLAIN indexes = 1 SELECT Uid FROM {store.table} WHERE {' AND '.join(cond)}", params))
     assert "__text_index_idx_body_hasAllTokens" in plan and "__text_index_idx_attr_values_hasAllTokens" in plan
     selected, total = map(int, re.findall(r"Granules: (\d+)/(\d+)", plan)[-1])
     assert total >= 7 and selected <= 2, plan
     assert sorted(e["uid"] for e in search_events(store, q).events) == ["hit", "hit2"]
-    # a needle whose only tokens may be cut gets no prefilter, and still matches inside words
-    q2 = EventQuery(query="ejected", limit=10)
+    # a word matches whole words only; a substring wildcard gets no prefilter and matches inside words
+    assert search_events(store, EventQuery(query="ejected", limit=10)).events == []
+    q2 = EventQuery(query="*ejected*", limit=10)
     assert "hasAllTokens" not in build_where(q2, None)[0][0]
     assert sorted(e["uid"] for e in search_events(store, q2).events) == ["hit", "hit2"]
 

@@ -69,7 +69,7 @@ def shortcut_query(
         "search language: key:value, -key:value, NOT, OR, ( ), key:>=v, key:a..b, exists:key, "
         "\"phrase\", words (free text); e.g. action:git.push actor:alice created:>=-7d \"force push\""))] = None,
     text: Annotated[str | None, Query(max_length=1000, description="free text taken literally "
-                                      "(case-insensitive substring of body or any attribute value)")] = None,
+                                      "(case-insensitive, whole words, in the body or any attribute value)")] = None,
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",
 ) -> EventQuery:
     """The filters shared by search and export (dependency); all combine with AND."""
