@@ -11,13 +11,15 @@ variant below is built in the same database from the loaded ``otel_logs``
 queries with the same parameters; the table prints p50/p95 per variant and
 the ratio to ``base``:
 
-* ``base``     -- ``otel_logs`` as migration 1 makes it (granularity 8192);
-* ``g1024``    -- the same DDL with ``index_granularity = 1024`` (8x smaller
-  granules: less to read and decompress per lookup, 8x more marks);
-* ``proj``     -- ``base`` plus two full-row projections ordered by
+* ``base``     -- ``otel_logs`` as the migrations make it (granules of
+  :data:`~gitaudit.query.store.schema.INDEX_GRANULARITY` = 1024 rows);
+* ``g8192``    -- the same DDL with ClickHouse's default ``index_granularity =
+  8192`` (what migration 1 made before; 8x larger granules: more to read and
+  decompress per lookup, 8x fewer marks);
+* ``proj``     -- ``g8192`` plus two full-row projections ordered by
   ``(UserId, Timestamp)`` and ``(Repository, Timestamp)`` (ClickHouse picks
   them automatically; storage grows by the rows' size twice);
-* ``lookup``   -- ``g1024`` plus small lookup tables ``(key, Timestamp, OrgId,
+* ``lookup``   -- ``base`` plus small lookup tables ``(key, Timestamp, OrgId,
   EventName, Uid)`` ordered by ``(key, Timestamp)`` for user and repository
   (in production filled by materialized views); a lookup first takes the
   newest sort keys from the small table, then reads those rows from
@@ -37,13 +39,13 @@ from .bench_search import draw_parameters, measure
 from .common import print_table, size_label, write_result
 
 QUERIES = ("user_last_7d", "repository", "trace_id", "org_event_outcome", "rare_word", "counts_by_event")
-VARIANTS = ("base", "g1024", "proj", "lookup")
+VARIANTS = ("base", "g8192", "proj", "lookup")
 
 
 def variant_ddl(store, table: str, *, granularity: int = 8192, projections: bool = False) -> str:
     """CREATE TABLE for a variant of ``otel_logs`` named ``table`` in ``store.database``."""
     from gitaudit.query.store.migrate import render
-    from gitaudit.query.store.schema import otel_logs_ddl
+    from gitaudit.query.store.schema import INDEX_GRANULARITY, otel_logs_ddl
 
     ddl = render(otel_logs_ddl(table), store.database)
     if projections:
@@ -54,7 +56,7 @@ def variant_ddl(store, table: str, *, granularity: int = 8192, projections: bool
     settings = f"SETTINGS index_granularity = {granularity}"
     if projections:
         settings += ", deduplicate_merge_projection_mode = 'rebuild'"
-    return ddl.replace("SETTINGS index_granularity = 8192", settings)
+    return ddl.replace(f"SETTINGS index_granularity = {INDEX_GRANULARITY}", settings)
 
 
 LOOKUP_KEYS = {"user": "UserId", "repo": "Repository"}
@@ -68,7 +70,7 @@ def _build(store, name: str) -> dict[str, Any]:
     table = f"v_{name}"
     t0 = time.perf_counter()
     store.command(f"DROP TABLE IF EXISTS {store.qualified(table)}")
-    store.command(variant_ddl(store, table, granularity=8192 if name == "proj" else 1024,
+    store.command(variant_ddl(store, table, granularity=8192 if name in ("proj", "g8192") else 1024,
                               projections=name == "proj"))
     store.command(f"INSERT INTO {store.qualified(table)} ({cols}) SELECT {cols} FROM {store.table}")
     if name == "lookup":

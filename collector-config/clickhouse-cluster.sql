@@ -27,9 +27,9 @@ CREATE TABLE IF NOT EXISTS `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit`
     `LogAttributes` Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     `EventName` String CODEC(ZSTD(1)),
     `OrgId` LowCardinality(String) MATERIALIZED LogAttributes['audit.organization.id'],
-    `UserId` String MATERIALIZED LogAttributes['user.id'],
+    `UserId` LowCardinality(String) MATERIALIZED LogAttributes['user.id'],
     `Outcome` LowCardinality(String) MATERIALIZED LogAttributes['audit.outcome'],
-    `Repository` String MATERIALIZED if(mapContains(LogAttributes, 'vcs.repository.name'), LogAttributes['vcs.repository.name'], LogAttributes['vcs.repository.url.full']),
+    `Repository` LowCardinality(String) MATERIALIZED if(mapContains(LogAttributes, 'vcs.repository.name'), LogAttributes['vcs.repository.name'], LogAttributes['vcs.repository.url.full']),
     `Uid` String MATERIALIZED LogAttributes['log.record.uid'],
     `DurationMs` Float64 MATERIALIZED toFloat64OrZero(LogAttributes['audit.duration_ms']),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit`
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/gitaudit.otel_logs_local', '{replica}')
 PARTITION BY toYYYYMM(TimestampTime)
 ORDER BY (OrgId, EventName, Timestamp, Uid)
-SETTINGS index_granularity = 8192;
+SETTINGS index_granularity = 1024;
 
 CREATE TABLE IF NOT EXISTS `gitaudit`.`otel_logs` ON CLUSTER `gitaudit`
 AS `gitaudit`.`otel_logs_local`
@@ -178,9 +178,17 @@ CREATE TABLE IF NOT EXISTS `gitaudit`.`stream_destination_state` ON CLUSTER `git
     version UInt64
 ) ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/gitaudit.stream_destination_state', '{replica}') ORDER BY id;
 
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `UserId` LowCardinality(String) MATERIALIZED LogAttributes['user.id'];
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `UserId` LowCardinality(String) MATERIALIZED LogAttributes['user.id'];
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `Repository` LowCardinality(String) MATERIALIZED if(mapContains(LogAttributes, 'vcs.repository.name'), LogAttributes['vcs.repository.name'], LogAttributes['vcs.repository.url.full']);
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `Repository` LowCardinality(String) MATERIALIZED if(mapContains(LogAttributes, 'vcs.repository.name'), LogAttributes['vcs.repository.name'], LogAttributes['vcs.repository.url.full']);
+
 CREATE TABLE IF NOT EXISTS `gitaudit`.`schema_migrations` ON CLUSTER `gitaudit`
 (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/gitaudit.schema_migrations', '{replica}')
 ORDER BY version;
 
-INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations');
+INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)');

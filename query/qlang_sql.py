@@ -10,7 +10,7 @@ Semantics:
 * a missing attribute is not an empty one: ``key:""`` is
   ``has(LogAttributes.keys, key) AND LogAttributes[key] = ''`` (``has`` on the
   ``keys`` subcolumn reads only the keys, not the values: 6x faster than
-  ``mapContains`` at 10M events, see benchmarks/README.md), and every
+  ``mapContains`` at 10M events, see the README, Performance), and every
   condition that an empty string would satisfy (prefix, ranges, wildcards)
   also requires the key to be present; ``exists:key`` is that ``has``;
 * numeric comparisons on attributes use ``toFloat64OrNull`` and treat a

@@ -83,9 +83,9 @@ def test_storage_search_and_lookup_quick(store, tmp_path, capsys):
     assert doc["queries"]["trace_id"]["rows_mean"] >= 1
     assert doc["queries"]["counts_by_event"]["rows_mean"] > 5
     assert len(res["params"].by_query["user_last_7d"]) == 3
-    out = bench_lookup.run(ds, runs=2, variants=("base", "g1024", "lookup"), results_dir=tmp_path)
+    out = bench_lookup.run(ds, runs=2, variants=("base", "g8192", "lookup"), results_dir=tmp_path)
     assert out["lookup"]["bytes_per_event"] > out["base"]["bytes_per_event"] * 0.9
-    assert _json(tmp_path / "lookup_2k.json")["variants"]["g1024"]["queries"]["repository"]["rows_mean"] >= 1
+    assert _json(tmp_path / "lookup_2k.json")["variants"]["g8192"]["queries"]["repository"]["rows_mean"] >= 1
     printed = capsys.readouterr().out
     assert "Storage at 2k events" in printed and "Lookup gap at 2k events" in printed
 

@@ -6,8 +6,8 @@ import pytest
 
 from gitaudit.query.store.client import StoreError, open_store
 from gitaudit.query.store.migrate import apply_migrations, render
-from gitaudit.query.store.schema import (COLLECTOR_COLUMNS, INSERT_COLUMNS, MIGRATIONS, otel_logs_ddl,
-                                         validate_identifier)
+from gitaudit.query.store.schema import (COLLECTOR_COLUMNS, INDEX_GRANULARITY, INSERT_COLUMNS, MIGRATIONS,
+                                         otel_logs_ddl, validate_identifier)
 
 
 def _row(uid: str, org: str = "acme", ts: int = 1_764_000_000_123_456_789, **attrs):
@@ -40,6 +40,40 @@ def test_sort_key_and_partitioning(store):
     assert key == "OrgId, EventName, Timestamp, Uid"
     assert part == "toYYYYMM(TimestampTime)"
     assert engine == "ReplacingMergeTree"
+
+
+def test_granules_of_1024_rows_and_low_cardinality_user_and_repository(store):
+    """New tables use 1024-row granules; UserId and Repository are LowCardinality(String)."""
+    assert INDEX_GRANULARITY == 1024
+    ddl = store.query(f"SHOW CREATE TABLE {store.table}")[0][0]
+    assert "index_granularity = 1024" in ddl
+    types = dict(store.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
+                             "AND table = 'otel_logs' AND name IN ('UserId', 'Repository')", {"db": store.database}))
+    assert types == {"UserId": "LowCardinality(String)", "Repository": "LowCardinality(String)"}
+
+
+def test_migration_6_converts_an_existing_table_keeping_its_values(chdb_dsn):
+    """A table made by migrations 1-5 (String columns) gets LowCardinality columns with the same values."""
+    import uuid
+
+    old_ddl = otel_logs_ddl().replace("`UserId` LowCardinality(String)", "`UserId` String").replace(
+        "`Repository` LowCardinality(String)", "`Repository` String")
+    old = tuple(m if m.version != 1 else type(m)(1, m.name, (old_ddl,)) for m in MIGRATIONS if m.version <= 5)
+    db = f"t_m6_{uuid.uuid4().hex[:8]}"
+    store = open_store(chdb_dsn, db, migrate=False)
+    try:
+        assert apply_migrations(store, old) == [1, 2, 3, 4, 5]
+        store.insert_rows([_row("u1", **{"user.id": "alice", "vcs.repository.name": "org/app"}),
+                           _row("u2", **{"vcs.repository.url.full": "https://h/x.git"})])
+        assert apply_migrations(store) == [6]
+        types = dict(store.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
+                                 "AND table = 'otel_logs' AND name IN ('UserId', 'Repository')", {"db": db}))
+        assert types == {"UserId": "LowCardinality(String)", "Repository": "LowCardinality(String)"}
+        assert store.query(f"SELECT Uid, UserId, Repository FROM {store.table} ORDER BY Uid") == [
+            ("u1", "alice", "org/app"), ("u2", "", "https://h/x.git")]
+        assert store.query(f"SELECT Uid FROM {store.table} WHERE Repository = 'org/app'") == [("u1",)]
+    finally:
+        store.command(f"DROP DATABASE IF EXISTS `{db}`")
 
 
 def test_migrations_are_recorded_and_idempotent(store):

@@ -67,7 +67,8 @@ def shortcut_query(
     trace_id: Annotated[list[str], Query(description="W3C trace id (32 hex), repeatable")] = [],  # noqa: B006
     q: Annotated[str | None, Query(max_length=4096, description=(
         "search language: key:value, -key:value, NOT, OR, ( ), key:>=v, key:a..b, exists:key, "
-        "\"phrase\", words (free text); e.g. action:git.push actor:alice created:>=-7d \"force push\""))] = None,
+        "\"phrase\", words (free text, whole words; push* / *ush* wildcards); "
+        "e.g. action:git.push actor:alice created:>=-7d \"force push\""))] = None,
     text: Annotated[str | None, Query(max_length=1000, description="free text taken literally "
                                       "(case-insensitive, whole words, in the body or any attribute value)")] = None,
     order: Annotated[Literal["desc", "asc"], Query()] = "desc",

@@ -68,7 +68,7 @@ def search(
     trace_id: list[str] = typer.Option([], "--trace-id", help="W3C trace id (32 hex)"),
     from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns)"),
     to: str = typer.Option(None, "--to", help="end, exclusive"),
-    text: str = typer.Option(None, "--text", help="free text taken literally (no query syntax)"),
+    text: str = typer.Option(None, "--text", help="free text taken literally (no query syntax), matched as whole words, case-insensitive"),
     oldest_first: bool = typer.Option(False, "--oldest-first", help="sort oldest first"),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=1000),
     as_json: bool = typer.Option(False, "--json", help="print NDJSON, one event per line"),
