@@ -169,6 +169,12 @@ def listing(ctx: ReportContext, select_sql: str, params: dict[str, Any], names: 
             times: tuple[str, ...] = (), limit: int = MAX_ROWS) -> tuple[list[dict[str, Any]], int]:
     """Run a (grouping) SELECT, keep its first ``limit`` rows in ``order``, and count all of them.
 
+    A plain SELECT (no GROUP BY, no window) runs as two queries: ``count()``
+    over it, which reads only the columns its WHERE needs, and ``ORDER BY ..
+    LIMIT``, which ClickHouse's lazy materialization answers by reading the
+    other columns (the attribute map) for the kept rows only. A grouping or
+    windowed SELECT runs once with ``count() OVER ()`` (its groups are few).
+
     Args:
         select_sql: a SELECT whose columns are ``names`` in order (``{table}`` is replaced).
         order: ORDER BY over those names, e.g. ``"count DESC, user"`` (turned into column positions).
@@ -181,12 +187,19 @@ def listing(ctx: ReportContext, select_sql: str, params: dict[str, Any], names: 
     for term in order.split(","):
         name, _, direction = term.strip().partition(" ")
         terms.append(f"{names.index(name) + 1} {direction}".strip())
-    rows = ctx.query(f"SELECT *, count() OVER () AS _total FROM ({select_sql}) ORDER BY {', '.join(terms)} "
-                     f"LIMIT {int(limit)}", params)
-    total = int(rows[0][-1]) if rows else 0
+    upper = select_sql.upper()
+    if " GROUP BY " in upper or " OVER " in upper or " OVER(" in upper:
+        rows = ctx.query(f"SELECT *, count() OVER () AS _total FROM ({select_sql}) ORDER BY {', '.join(terms)} "
+                         f"LIMIT {int(limit)}", params)
+        total = int(rows[0][-1]) if rows else 0
+        rows = [r[:-1] for r in rows]
+    else:
+        rows = ctx.query(f"SELECT * FROM ({select_sql}) ORDER BY {', '.join(terms)} LIMIT {int(limit)}", params)
+        total = len(rows) if len(rows) < limit else \
+            int(ctx.query(f"SELECT count() FROM ({select_sql})", params)[0][0])
     out = []
     for r in rows:
-        d = dict(zip(names, r[:-1], strict=True))
+        d = dict(zip(names, r, strict=True))
         for k in times:
             d[k] = fmt_ns(d[k]) if d[k] else None
         out.append({k: plain(v) for k, v in d.items()})

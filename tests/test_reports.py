@@ -618,3 +618,26 @@ def test_cli_writes_a_report_from_the_store(world, chdb_dsn, tmp_path, monkeypat
     assert out.read_bytes() == again.read_bytes()
     bad = CliRunner().invoke(app, ["usage", "--from", "soon", "--out", str(out)])
     assert bad.exit_code == 2 and "invalid time" in bad.output
+
+
+def test_listing_caps_rows_and_counts_them_all_plain_and_grouped(store):
+    """A plain listing past its cap counts every row (second query); a grouped one counts its groups."""
+    from search_seed import row
+
+    from gitaudit.query.report_common import ReportContext, listing
+
+    base = 1_790_000_000 * NS
+    store.insert_rows([row(f"l{i:03d}", base + i, "git.push", user__id=f"u{i % 7}", audit__organization__id="acme")
+                       for i in range(250)])
+    ctx = ReportContext(store, allowed_orgs=["acme"], start_ns=base, end_ns=base + 10**9)
+    where, params = ctx.where()
+    sql = f"SELECT toUnixTimestamp64Nano(Timestamp), Uid FROM {{table}} WHERE {where}"
+    rows, total = listing(ctx, sql, params, ["time", "uid"], "time DESC, uid", times=("time",), limit=100)
+    assert total == 250 and len(rows) == 100 and rows[0]["uid"] == "l249" and rows[-1]["uid"] == "l150"
+    rows, total = listing(ctx, sql, params, ["time", "uid"], "uid", limit=300)
+    assert total == 250 and len(rows) == 250
+    grouped = f"SELECT UserId, count() FROM {{table}} WHERE {where} GROUP BY UserId"
+    rows, total = listing(ctx, grouped, params, ["user", "count"], "count DESC, user", limit=3)
+    assert total == 7 and [r["user"] for r in rows] == ["u0", "u1", "u2"] and rows[0]["count"] == 36
+    assert listing(ReportContext(store, allowed_orgs=["other"], start_ns=base, end_ns=base + 10**9),
+                   sql, ctx.where()[1] | {"allowed_orgs": ["other"]}, ["time", "uid"], "uid") == ([], 0)
