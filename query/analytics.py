@@ -61,6 +61,7 @@ from gitaudit.instrumentation import semconv as sc
 
 from .search import EventQuery, SearchError, build_where
 from .store.client import Store
+from .store.hot_attributes import attribute_map, attribute_sql
 from .timefmt import format_ns
 
 __all__ = [
@@ -176,7 +177,8 @@ def field_expression(field: str) -> tuple[str, str | None, dict[str, Any]]:
         return FIELDS[field], None, {}
     key = field[len("attributes."):] if field.startswith("attributes.") else field
     if key and "." in field and _ATTR_KEY.match(key):
-        return ("LogAttributes[{a_key:String}]", "has(LogAttributes.keys, {a_key:String})", {"a_key": key})
+        m = attribute_map(key)
+        return (f"{m}[{{a_key:String}}]", f"has({m}.keys, {{a_key:String}})", {"a_key": key})
     raise AnalyticsError(f"unknown field {field[:60]!r}: use one of {', '.join(FIELDS)}, "
                          "attributes.<key> or an attribute's full name (e.g. git.command)")
 
@@ -423,10 +425,10 @@ def conflict_stats(store: Store, *, allowed_orgs: list[str] | None, start_ns: in
     det, res = sc.EventName.CONFLICT_DETECTED.value, sc.EventName.CONFLICT_RESOLVED.value
     params.update(a_det=det, a_res=res)
     by_type = store.query(
-        f"SELECT LogAttributes['{sc.CONFLICT_TYPE}'] AS t, count() AS c FROM {store.table} "
+        f"SELECT {attribute_sql(sc.CONFLICT_TYPE)} AS t, count() AS c FROM {store.table} "
         f"WHERE {where} AND EventName = {{a_det:String}} GROUP BY t ORDER BY c DESC, t", params)
     by_method = store.query(
-        f"SELECT LogAttributes['{sc.CONFLICT_RESOLUTION_METHOD}'] AS m, count() AS c, "
+        f"SELECT {attribute_sql(sc.CONFLICT_RESOLUTION_METHOD)} AS m, count() AS c, "
         f"countIf(Outcome = 'success') FROM {store.table} WHERE {where} AND EventName = {{a_res:String}} "
         "GROUP BY m ORDER BY c DESC, m", params)
     pairs = _conflict_pairs(store, where, params)

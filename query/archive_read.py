@@ -42,6 +42,7 @@ from .search import (
     validate_fields,
 )
 from .store.client import Store
+from .store.hot_attributes import HOT_COLUMN, HOT_COLUMN_EXPRESSION
 from .store.schema import INSERT_COLUMNS
 
 __all__ = ["RestoreReport", "archive_source", "restore_archive", "search_archive", "union_events"]
@@ -57,12 +58,19 @@ def _orgs_for_pruning(q_orgs: list[str], allowed: list[str] | None) -> list[str]
 
 def archive_source(archive: ArchiveTarget | None, organizations: list[str] | None,
                    name: str = "arc") -> tuple[str, dict[str, Any]] | None:
-    """``(sql, params)`` of an ``s3()`` source over the objects of ``organizations``, or None when there are none."""
+    """``(sql, params)`` of an ``s3()`` source over the objects of ``organizations``, or None when there are none.
+
+    The source also has the store's ``HotAttributes`` column (computed from
+    ``LogAttributes`` as at insert), so a condition compiled for the store
+    (:mod:`gitaudit.query.qlang_sql` reads hot keys from it) runs on archived
+    objects unchanged.
+    """
     if archive is None or (organizations is not None and not organizations):
         return None
     if not archive.data_keys(organizations):
         return None
-    return archive.s3_source(archive.glob_for(organizations), name)
+    sql, params = archive.s3_source(archive.glob_for(organizations), name)
+    return f"(SELECT *, {HOT_COLUMN_EXPRESSION} AS {HOT_COLUMN} FROM {sql})", params
 
 
 def _union_sql(store: Store, source: tuple[str, dict[str, Any]] | None, where: str, include_store: bool) -> str:

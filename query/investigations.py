@@ -71,6 +71,7 @@ from gitaudit.instrumentation import semconv as sc
 from .analytics import AnalyticsError, validate_range, validate_time_zone
 from .search import EventQuery, search_events
 from .store.client import Store
+from .store.hot_attributes import attribute_sql
 from .timefmt import format_ns
 
 __all__ = [
@@ -261,16 +262,16 @@ def _protected(ctx: _Ctx) -> list[dict[str, Any]]:
     params = ctx.params()
     params.update(an_patterns=[glob_to_like(p) for p in ctx.config.protected_refs],
                   an_kinds=["force-update", "delete"])
-    ref = f"LogAttributes['{sc.VCS_REF_HEAD_NAME}']"
+    ref = attribute_sql(sc.VCS_REF_HEAD_NAME)
     rows = ctx.store.query(
         f"SELECT {_TS} AS ts, Uid, OrgId, UserId, Repository, EventName, {ref}, "
-        f"LogAttributes['{sc.GIT_REF_UPDATE_KIND}'], LogAttributes['{sc.GIT_PUSH_FORCED}'] = 'true', "
-        f"LogAttributes['{sc.GIT_PUSH_DELETED}'] = 'true', Outcome FROM {ctx.store.table} "
+        f"{attribute_sql(sc.GIT_REF_UPDATE_KIND)}, {attribute_sql(sc.GIT_PUSH_FORCED)} = 'true', "
+        f"{attribute_sql(sc.GIT_PUSH_DELETED)} = 'true', Outcome FROM {ctx.store.table} "
         f"WHERE {ctx.scope(params)} AND {_WINDOW} AND ("
-        f"(EventName = 'git.ref.update' AND LogAttributes['{sc.GIT_REF_PROTECTED}'] = 'true' "
-        f"AND LogAttributes['{sc.GIT_REF_UPDATE_KIND}'] IN {{an_kinds:Array(String)}}) OR "
-        f"(EventName = 'git.push' AND (LogAttributes['{sc.GIT_PUSH_FORCED}'] = 'true' "
-        f"OR LogAttributes['{sc.GIT_PUSH_DELETED}'] = 'true') AND (LogAttributes['{sc.GIT_REF_PROTECTED}'] = 'true' "
+        f"(EventName = 'git.ref.update' AND {attribute_sql(sc.GIT_REF_PROTECTED)} = 'true' "
+        f"AND {attribute_sql(sc.GIT_REF_UPDATE_KIND)} IN {{an_kinds:Array(String)}}) OR "
+        f"(EventName = 'git.push' AND ({attribute_sql(sc.GIT_PUSH_FORCED)} = 'true' "
+        f"OR {attribute_sql(sc.GIT_PUSH_DELETED)} = 'true') AND ({attribute_sql(sc.GIT_REF_PROTECTED)} = 'true' "
         f"OR arrayExists(p -> {ref} LIKE p, {{an_patterns:Array(String)}})))) "
         f"ORDER BY ts, Uid LIMIT {MAX_ANOMALIES + 1}", params)
     out = []
@@ -328,7 +329,7 @@ def _new_client_address(ctx: _Ctx) -> list[dict[str, Any]]:
     params = ctx.params()
     params["an_lookback"] = ctx.start_ns - cfg.new_address_lookback_days * NS_PER_DAY
     scope = ctx.scope(params)
-    addr = f"LogAttributes['{sc.CLIENT_ADDRESS}']"
+    addr = attribute_sql(sc.CLIENT_ADDRESS)
     base = (f"{scope} AND {_NOT_AUDIT_READ} AND UserId != '' AND {addr} != '' "
             "AND Timestamp >= fromUnixTimestamp64Nano({an_lookback:Int64})")
     rows = ctx.store.query(

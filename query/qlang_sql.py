@@ -6,7 +6,9 @@ attribute key is a server-side bound parameter (``LogAttributes[{qp0:String}]
 
 Semantics:
 
-* attribute and alias values are compared exactly (case-sensitive);
+* attribute and alias values are compared exactly (case-sensitive); a key of
+  :data:`~gitaudit.query.store.hot_attributes.HOT_ATTRIBUTE_KEYS` is read from
+  the small ``HotAttributes`` column (same values), any other from ``LogAttributes``;
 * a missing attribute is not an empty one: ``key:""`` is
   ``has(LogAttributes.keys, key) AND LogAttributes[key] = ''`` (``has`` on the
   ``keys`` subcolumn reads only the keys, not the values: 6x faster than
@@ -49,6 +51,7 @@ from __future__ import annotations
 from typing import Any
 
 from .qlang import And, FieldSpec, Filter, Node, Not, Or, Text
+from .store.hot_attributes import attribute_map
 
 #: Columns the compiler may name (the alias targets); nothing else reaches SQL text.
 _ALLOWED_COLUMNS = frozenset({
@@ -207,19 +210,19 @@ class SqlCompiler:
     def _present(self, spec: FieldSpec) -> str | None:
         """SQL for "the field is present", or None when it always is."""
         if spec.column is None:
-            return f"has(LogAttributes.keys, {self._p(spec.attr, 'String')})"
+            return f"has({attribute_map(spec.attr)}.keys, {self._p(spec.attr, 'String')})"
         if spec.column in _ALWAYS_PRESENT:
             return None
         if spec.column == "Repository":
             return (f"(has(LogAttributes.keys, {self._p('vcs.repository.name', 'String')})"
                     f" OR has(LogAttributes.keys, {self._p('vcs.repository.url.full', 'String')}))")
         if spec.attr:
-            return f"has(LogAttributes.keys, {self._p(spec.attr, 'String')})"
+            return f"has({attribute_map(spec.attr)}.keys, {self._p(spec.attr, 'String')})"
         return f"{spec.column} != ''"
 
     def _expr(self, spec: FieldSpec) -> str:
         if spec.column is None:
-            return f"LogAttributes[{self._p(spec.attr, 'String')}]"
+            return f"{attribute_map(spec.attr)}[{self._p(spec.attr, 'String')}]"
         if spec.column not in _ALLOWED_COLUMNS:  # pragma: no cover - FieldSpecs come from qlang
             raise ValueError(f"column not allowed: {spec.column!r}")
         return spec.column
@@ -233,7 +236,7 @@ class SqlCompiler:
         if f.numeric:
             value = self._p(float(f.value), "Float64")
             if spec.column is None:
-                expr = f"toFloat64OrNull(LogAttributes[{self._p(spec.attr, 'String')}])"
+                expr = f"toFloat64OrNull({attribute_map(spec.attr)}[{self._p(spec.attr, 'String')}])"
                 return f"ifNull({expr} {_SQL_OP[f.op]} {value}, 0)"
             cond = f"{spec.column} {_SQL_OP[f.op]} {value}"
             present = self._present(spec)

@@ -24,6 +24,7 @@ from gitaudit.instrumentation import semconv as sc
 
 from .search import EventQuery, build_where
 from .store.client import Store
+from .store.hot_attributes import attribute_sql
 from .timefmt import format_ns
 
 __all__ = ["MAX_ROWS", "NOT_AUDIT_READ", "NS_PER_DAY", "NS_PER_MS", "ReportContext", "ReportError", "Subject",
@@ -63,10 +64,12 @@ class Subject:
 
 
 def attr(key: str) -> str:
-    """SQL reading attribute ``key`` (a constant of :mod:`semconv`, never user input) from LogAttributes."""
-    if "'" in key or "\\" in key:
-        raise ValueError("attribute keys come from code and never contain quotes")
-    return f"LogAttributes['{key}']"
+    """SQL reading attribute ``key`` (a constant of :mod:`semconv`, never user input).
+
+    Hot keys read the small ``HotAttributes`` column, others ``LogAttributes``
+    (see :mod:`gitaudit.query.store.hot_attributes`). Raises ``ValueError`` on a quote in ``key``.
+    """
+    return attribute_sql(key)
 
 
 def roles_expr() -> str:

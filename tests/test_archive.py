@@ -38,7 +38,8 @@ def _seed(store) -> dict[str, list[str]]:
     rows = []
     old = {"acme_d100": [], "acme_d99": [], "globex_d100": [], "fetch": [], "new": []}
     for i in range(3):
-        rows.append(event_row(f"a100-{i}", NOW - 100 * DAY_NS + i, org="acme", user__id="alice"))
+        rows.append(event_row(f"a100-{i}", NOW - 100 * DAY_NS + i, org="acme", user__id="alice",
+                              client__address="203.0.113.1"))
         old["acme_d100"].append(f"a100-{i}")
     for i in range(2):
         rows.append(event_row(f"a99-{i}", NOW - 99 * DAY_NS + i, org="acme", user__id="bob"))
@@ -201,6 +202,10 @@ def test_search_across_store_and_archive_returns_union_once(store, archive):
     assert sorted(e["uid"] for e in text.events) == ["a100-0", "a100-1", "a100-2"]  # free text over Parquet too
     archive_only = search_archive(store, archive, EventQuery(limit=50), include_store=False)
     assert len(archive_only.events) == 7
+    # client.address is a HotAttributes key: the compiled condition reads that column on Parquet objects too
+    hot = search_archive(store, archive, EventQuery(limit=50, query="client.address:203.0.113.1"),
+                         include_store=False)
+    assert sorted(e["uid"] for e in hot.events) == ["a100-0", "a100-1", "a100-2"]
 
 
 def test_restore_brings_rows_back_once_and_next_run_does_not_rearchive(store, archive):

@@ -29,7 +29,8 @@ def test_schema_has_exactly_the_collector_columns_and_types(store):
     ordinary = [(n, t) for n, t, kind in rows if kind in ("", "DEFAULT")]
     assert ordinary == list(COLLECTOR_COLUMNS)
     materialized = {n for n, _, kind in rows if kind == "MATERIALIZED"}
-    assert materialized == {"OrgId", "UserId", "Outcome", "Repository", "Uid", "DurationMs", "ObservedInsertTime"}
+    assert materialized == {"OrgId", "UserId", "Outcome", "Repository", "Uid", "DurationMs", "ObservedInsertTime",
+                            "HotAttributes"}
 
 
 def test_sort_key_and_partitioning(store):
@@ -52,8 +53,8 @@ def test_granules_of_1024_rows_and_low_cardinality_user_and_repository(store):
     assert types == {"UserId": "LowCardinality(String)", "Repository": "LowCardinality(String)"}
 
 
-def test_migration_6_converts_an_existing_table_keeping_its_values(chdb_dsn):
-    """A table made by migrations 1-5 (String columns) gets LowCardinality columns with the same values."""
+def test_migrations_6_and_7_convert_an_existing_table_keeping_its_values(chdb_dsn):
+    """A table made by migrations 1-5 gets LowCardinality columns and HotAttributes for the rows it holds."""
     import uuid
 
     old_ddl = otel_logs_ddl().replace("`UserId` LowCardinality(String)", "`UserId` String").replace(
@@ -65,15 +66,40 @@ def test_migration_6_converts_an_existing_table_keeping_its_values(chdb_dsn):
         assert apply_migrations(store, old) == [1, 2, 3, 4, 5]
         store.insert_rows([_row("u1", **{"user.id": "alice", "vcs.repository.name": "org/app"}),
                            _row("u2", **{"vcs.repository.url.full": "https://h/x.git"})])
-        assert apply_migrations(store) == [6]
+        assert apply_migrations(store) == [6, 7]
         types = dict(store.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
                                  "AND table = 'otel_logs' AND name IN ('UserId', 'Repository')", {"db": db}))
         assert types == {"UserId": "LowCardinality(String)", "Repository": "LowCardinality(String)"}
         assert store.query(f"SELECT Uid, UserId, Repository FROM {store.table} ORDER BY Uid") == [
             ("u1", "alice", "org/app"), ("u2", "", "https://h/x.git")]
         assert store.query(f"SELECT Uid FROM {store.table} WHERE Repository = 'org/app'") == [("u1",)]
+        parts = store.query("SELECT count() FROM system.parts_columns WHERE database = {db:String} AND active "
+                            "AND table = 'otel_logs' AND column = 'HotAttributes'", {"db": db})
+        assert parts[0][0] >= 1  # materialized on disk for the old rows, not computed at read time
     finally:
         store.command(f"DROP DATABASE IF EXISTS `{db}`")
+
+
+def test_hot_attributes_hold_exactly_the_hot_keys_with_the_same_values(store):
+    """HotAttributes is LogAttributes cut to the hot keys: same values, same presence, nothing else."""
+    from gitaudit.query.qlang import parse
+    from gitaudit.query.qlang_sql import compile_where
+    from gitaudit.query.store.hot_attributes import HOT_ATTRIBUTE_KEYS, attribute_sql
+
+    store.insert_rows([_row("h1", **{"vcs.ref.head.name": "main", "git.push.forced": "true", "user.roles": "",
+                                    "vcs.ref.head.revision": "abc", "client.address": "203.0.113.9"}),
+                       _row("h2")])
+    rows = dict(store.query(f"SELECT Uid, HotAttributes FROM {store.table}"))
+    assert rows == {"h1": {"vcs.ref.head.name": "main", "git.push.forced": "true", "user.roles": "",
+                           "client.address": "203.0.113.9"}, "h2": {}}
+    assert attribute_sql("vcs.ref.head.name") == "HotAttributes['vcs.ref.head.name']"
+    assert attribute_sql("vcs.ref.head.revision") == "LogAttributes['vcs.ref.head.revision']"
+    assert "vcs.ref.head.revision" not in HOT_ATTRIBUTE_KEYS
+    sql, params = compile_where(parse('vcs.ref.head.name:main user.roles:"" -exists:git.push.deleted', 0))
+    assert "HotAttributes[" in sql and "has(HotAttributes.keys" in sql and "LogAttributes" not in sql
+    assert [r[0] for r in store.query(f"SELECT Uid FROM {store.table} WHERE {sql}", params)] == ["h1"]
+    with pytest.raises(ValueError, match="quotes"):
+        attribute_sql("x'y")
 
 
 def test_migrations_are_recorded_and_idempotent(store):

@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .hot_attributes import HOT_ATTRIBUTES_STATEMENTS
 from .retention_schema import RETENTION_MIGRATION_STATEMENTS
 from .stream_schema import STREAM_MIGRATION_STATEMENTS
 
@@ -249,4 +250,6 @@ MIGRATIONS: tuple[Migration, ...] = (
               RETENTION_MIGRATION_STATEMENTS),
     Migration(5, "live stream: ObservedInsertTime column and streaming destinations", STREAM_MIGRATION_STATEMENTS),
     Migration(6, "UserId and Repository as LowCardinality(String)", LOW_CARDINALITY_STATEMENTS),
+    Migration(7, "HotAttributes: the attributes reports group by, apart from the full map",
+              HOT_ATTRIBUTES_STATEMENTS),
 )
