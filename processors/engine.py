@@ -5,14 +5,20 @@ or map keys), compiled once. :meth:`Scanner.scan` works on UTF-8 ``bytes``:
 
 1. one RE2 search with a prefilter made of every rule's keywords (and the
    ``prefilter`` fragments of keyword-less rules) rejects most strings at once;
-2. otherwise each rule whose keyword occurs runs ``finditer`` (RE2: linear in
+2. otherwise one ``re2.Set`` match (one pattern per keyword rule and per
+   prefilter fragment) names the keyword rules whose keywords occur, so only
+   those (keywords confirmed exactly, as below) and the keyword-less rules are
+   considered; if the Set cannot answer (its DFA ran out of memory), every rule
+   is considered, as on every rescan of step 6;
+3. each considered rule whose keyword occurs (ASCII case-insensitive
+   substring; keyword-less rules always) runs ``finditer`` (RE2: linear in
    the input, no backtracking), and its validators drop look-alikes;
-3. candidate spans that overlap an existing ``[REDACTED:...]`` /
+4. candidate spans that overlap an existing ``[REDACTED:...]`` /
    ``[PSEUDONYM:...]`` marker are trimmed to the parts outside it, so markers
    are never re-masked;
-4. overlapping spans of different rules are merged into one (every byte any
+5. overlapping spans of different rules are merged into one (every byte any
    rule flags is masked) and labelled with the highest-priority rule;
-5. each span becomes ``[REDACTED:<rule>:<fp>]`` with ``fp`` =
+6. each span becomes ``[REDACTED:<rule>:<fp>]`` with ``fp`` =
    :func:`fingerprint`, then the result is scanned again until nothing
    changes (at most :data:`MAX_PASSES` times), so sanitizing is idempotent.
 
@@ -127,6 +133,27 @@ class Scanner:
         if anchor is not None and raw is not None and hasattr(raw, "Match"):
             self._raw_match, self._anchor = raw.Match, anchor
         self._plan = [(i, r, r.keywords, r.regex, r.group, r.validators, r.id) for i, r in enumerate(self.rules)]
+        # Step 2: a Set with one pattern per keyword rule (-> its plan entry) and one per
+        # prefilter fragment (-> None); keyword-less rules are considered whenever a scan runs.
+        self._free_plan = [p for p in self._plan if not p[2]]
+        self._set_plan: list = []
+        self._set_match = None
+        if self._prefilter is not None:
+            try:
+                rule_set = re2.Set.SearchSet()
+                for entry in self._plan:
+                    if entry[2]:
+                        rule_set.Add("(?i:" + "|".join(re2.escape(k.decode("utf-8")) for k in entry[2]) + ")")
+                        self._set_plan.append(entry)
+                for f in fragments:
+                    rule_set.Add(f"(?:{f})")
+                    self._set_plan.append(None)
+                rule_set.Compile()
+            except re2.error:  # too large for a Set: every scan considers every rule
+                self._set_plan = []
+            else:
+                # The wrapper's Match turns [] into None; the raw one returns the list as is.
+                self._set_match = getattr(rule_set, "_set", rule_set).Match
 
     def might_match(self, data: bytes) -> bool:
         """Cheap test: False means no rule can match ``data``."""
@@ -143,18 +170,40 @@ class Scanner:
         """
         if not self.might_match(data):
             return None
-        changed = False
-        for _ in range(MAX_PASSES):
-            out = self._scan_once(data, hits)
+        out = self._scan_once(data, hits, self._candidates(data))
+        if out is None:
+            return None
+        data = out
+        for _ in range(MAX_PASSES - 1):
+            out = self._scan_once(data, hits, self._plan)
             if out is None:
                 break
-            data, changed = out, True
-        return data if changed else None
+            data = out
+        return data
 
-    def _scan_once(self, data: bytes, hits: list[str]) -> bytes | None:
+    def _candidates(self, data: bytes) -> list:
+        """The plan entries worth trying on ``data`` (step 2 of the module docstring).
+
+        A superset of the rules the full plan would run: keyword rules the Set
+        names (their keywords are still checked exactly) plus every keyword-less
+        rule. The full plan when the Set cannot answer.
+        """
+        if self._set_match is None:
+            return self._plan
+        found = self._set_match(data)
+        if not found:
+            # Nothing matched, or the Set's DFA gave up: only the exact prefilter can tell.
+            if self._prefilter is not None and self._prefilter.search(data) is not None:
+                return self._plan
+            return self._free_plan
+        set_plan = self._set_plan
+        picked = [entry for i in found if (entry := set_plan[i]) is not None]
+        return picked + self._free_plan if picked else self._free_plan
+
+    def _scan_once(self, data: bytes, hits: list[str], plan: Sequence) -> bytes | None:
         lowered = data.lower()
         spans: list[tuple[int, int, int]] = []
-        for prio, _rule, keywords, regex, group, validators, _rid in self._plan:
+        for prio, _rule, keywords, regex, group, validators, _rid in plan:
             if keywords:
                 for k in keywords:
                     if k in lowered:

@@ -75,8 +75,14 @@ ENV_FINGERPRINT_KEY = "GITAUDIT_FINGERPRINT_KEY"
 ERROR_MARKER = "[REDACTED:sanitizer-error]"
 ERROR_RULE = "sanitizer-error"
 
+# Memo caches. Every one holds results of pure functions of its key (fingerprints and
+# pseudonyms are HMACs under this instance's fixed key), so a hit returns exactly what
+# recomputing would. Clean attribute values live in two generations of _CACHE_MAX_ITEMS
+# each (the young one is retired when full, hits in the retired one are promoted), so
+# a stream of one-off values cannot evict the hot ones.
 _CACHE_MAX_ITEMS = 8192
 _CACHE_MAX_CHARS = 256
+_RESOURCE_CACHE_MAX_ITEMS = 1024
 _CARD_MIN = 10**12
 _CARD_MAX = 10**19
 _RULE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -133,8 +139,11 @@ class Sanitizer:
     overriding the rules file's ``personal_data`` section.
 
     Raises :class:`~gitaudit.processors.ruleset.RuleError` for bad rules or
-    policy. Instances are thread-safe and precompile everything here, so the
-    per-record work is only matching.
+    policy. Instances are thread-safe and precompile everything here; they
+    also memoize results that are pure functions of their inputs (attribute
+    values found clean, key names, all-string resource attribute maps,
+    personal-data outcomes per (key, value, organization)) in bounded caches,
+    so the per-record work is mostly matching the values not seen before.
     """
 
     _default: Sanitizer | None = None
@@ -159,8 +168,16 @@ class Sanitizer:
         self._keys = Scanner([r for r in rules.rules if "keys" in r.scopes], self._fingerprint)
         self._key_rules = [r for r in rules.rules if r.kind == KIND_KEY_NAME]
         self._personal = PersonalDataPolicy(rules.personal_data, key)
-        self._clean_values: dict[str, None] = {}
+        self._clean_values: dict[str, None] = {}  # young generation of clean attribute values
+        self._clean_old: dict[str, None] = {}  # retired generation
         self._key_cache: dict[str, tuple[str, Any]] = {}
+        # (all-string resource attribute items) -> (sanitized map, hits)
+        self._resource_cache: dict[tuple, tuple[dict, tuple[str, ...]]] = {}
+        # (personal-data key, str value, organization) -> (new key, new value or DROP, hits)
+        self._personal_cache: dict[tuple[str, str, str], tuple[str, Any, tuple[str, ...]]] = {}
+        # Keys the per-attribute fast path must never take: they get special handling.
+        self._special_keys = frozenset(self._personal.actions) | {_COUNT, _RULES}
+        self._personal_keys = frozenset(self._personal.actions) - {_COUNT, _RULES}
 
     @classmethod
     def default(cls) -> Sanitizer:
@@ -225,25 +242,41 @@ class Sanitizer:
         prior_count = 0
         prior_rules: set[str] = set()
         attrs: dict[str, Any] = {}
-        personal = self._personal
-        pd_keys = personal.actions
+        special = self._special_keys
         key_cache = self._key_cache
         clean = self._clean_values
         values = self._values
         for key, value in attributes.items():
-            # Fast path: a known clean key and a value already seen clean (most attributes).
-            if key not in pd_keys:
+            vtype = type(value)
+            if key not in special:
+                # Fast path: a key known clean (cached with no key_name rule, so unchanged);
+                # its value goes straight to the value checks the general path would reach.
                 cached = key_cache.get(key)
                 if cached is not None and cached[1] is None:
-                    vtype = type(value)
-                    if (
-                        (vtype is str and value in clean)
-                        or vtype is float
-                        or vtype is bool
-                        or (vtype is int and -_CARD_MIN < value < _CARD_MIN)
-                    ):
+                    if vtype is str:
+                        attrs[key] = value if value in clean else self._text(value, values, hits)
+                    elif vtype is float or vtype is bool or (vtype is int and -_CARD_MIN < value < _CARD_MIN):
                         attrs[key] = value
-                        continue
+                    else:
+                        attrs[key] = self._value(value, hits, values)
+                    continue
+            elif vtype is str and key in self._personal_keys:
+                # Personal-data keys: the whole outcome is a pure function of (key, value, org).
+                memo_key = (key, value, org)
+                entry = self._personal_cache.get(memo_key)
+                if entry is None:
+                    local: list[str] = []
+                    entry = (*self._attribute(key, value, org, local), tuple(local))
+                    cache = self._personal_cache
+                    if len(cache) >= _CACHE_MAX_ITEMS:
+                        cache.clear()
+                    cache[memo_key] = entry
+                new_key, out, entry_hits = entry
+                if entry_hits:
+                    hits.extend(entry_hits)
+                if out is not DROP:
+                    attrs[new_key] = out
+                continue
             if key == _COUNT:
                 if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                     prior_count = value
@@ -252,16 +285,10 @@ class Sanitizer:
                 items = [value] if isinstance(value, str) else value if isinstance(value, (list, tuple)) else []
                 prior_rules.update(r for r in items if isinstance(r, str) and _RULE_ID_RE.match(r))
                 continue
-            if personal.applies_to(key):
-                value = personal.apply_value(key, value, org)
-                if value is DROP:
-                    continue
-            new_key, key_rule = self._key(key, hits)
-            if key_rule is not None:
-                attrs[new_key] = self._mask_all(value, key_rule, hits)
-            else:
-                attrs[new_key] = self._value(value, hits, values)
-        res = self._map(resource_attributes, hits, self._values) if resource_attributes else {}
+            new_key, out = self._attribute(key, value, org, hits)
+            if out is not DROP:
+                attrs[new_key] = out
+        res = self._resource(resource_attributes, hits) if resource_attributes else {}
         this_pass = len(hits)
         all_hits = hits + list(extra_hits)
         if all_hits or prior_count or prior_rules:
@@ -269,22 +296,68 @@ class Sanitizer:
             attrs[_RULES] = sorted(prior_rules.union(all_hits))
         return SanitizedRecord(new_body, attrs, res, this_pass, sorted(set(hits)))
 
+    def _attribute(self, key: str, value: Any, org: str, hits: list[str]) -> tuple[str, Any]:
+        """(new key, new value) of one record attribute, the value :data:`DROP` when dropped.
+
+        Not for ``audit.redacted.count`` / ``audit.redacted.rules`` (:meth:`_record` merges those).
+        """
+        personal = self._personal
+        if personal.applies_to(key):
+            value = personal.apply_value(key, value, org)
+            if value is DROP:
+                return key, DROP
+        new_key, key_rule = self._key(key, hits)
+        if key_rule is not None:
+            return new_key, self._mask_all(value, key_rule, hits)
+        return new_key, self._value(value, hits, self._values)
+
+    def _resource(self, mapping: Mapping, hits: list[str]) -> dict:
+        """``_map`` of resource attributes; memoized for maps of str keys and str values.
+
+        Returns a new dict on every call (the caller owns it).
+        """
+        try:
+            memo_key = tuple(mapping.items())
+            cached = self._resource_cache.get(memo_key)
+        except TypeError:  # an unhashable value (list, dict)
+            return self._map(mapping, hits, self._values)
+        if cached is not None:
+            hits.extend(cached[1])
+            return dict(cached[0])
+        local: list[str] = []
+        out = self._map(mapping, local, self._values)
+        hits.extend(local)
+        if all(type(k) is str and type(v) is str for k, v in memo_key):
+            cache = self._resource_cache
+            if len(cache) >= _RESOURCE_CACHE_MAX_ITEMS:
+                cache.clear()
+            cache[memo_key] = (dict(out), tuple(local))
+        return out
+
     def _text(self, text: str, scanner: Scanner, hits: list[str]) -> str:
         n = len(text)
         if n in _SAFE_SHAPE_LENGTHS and _SAFE_SHAPE_RE.fullmatch(text):
             return text
         cacheable = scanner is self._values and n <= _CACHE_MAX_CHARS
-        if cacheable and text in self._clean_values:
-            return text
+        if cacheable:
+            if text in self._clean_values:
+                return text
+            if text in self._clean_old:
+                self._remember_clean(text)  # promote a hot value into the young generation
+                return text
         out = scanner.scan(_encode(text), hits)
         if out is None:
             if cacheable:
-                cache = self._clean_values
-                if len(cache) >= _CACHE_MAX_ITEMS:
-                    cache.clear()
-                cache[text] = None  # only text in which no rule found anything is cached
+                self._remember_clean(text)  # only text in which no rule found anything is cached
             return text
         return _decode(out)
+
+    def _remember_clean(self, text: str) -> None:
+        young = self._clean_values
+        if len(young) >= _CACHE_MAX_ITEMS:
+            self._clean_old = young
+            young = self._clean_values = {}
+        young[text] = None
 
     def _value(self, value: Any, hits: list[str], scanner: Scanner) -> Any:
         if isinstance(value, str):

@@ -219,11 +219,10 @@ def decode_request(
     if size > max_body_bytes:
         raise OTLPDecodeError(413, f"request body is {size} bytes, over the limit of {max_body_bytes} bytes")
     payload = _decode_content(bytes(body), content_encoding, max_decompressed_bytes)
+    now = time.time_ns() if now_ns is None else now_ns
     if response_format == "protobuf":
-        items = _walk_protobuf(payload)
-    else:
-        items = _walk_json(payload)
-    return _assemble(items, response_format, time.time_ns() if now_ns is None else now_ns)
+        return _decode_protobuf(payload, now)
+    return _assemble(_walk_json(payload), response_format, now)
 
 
 # --------------------------------------------------------------------------- headers and gzip
@@ -369,7 +368,7 @@ def _record_path(i: int, j: int, k: int) -> str:
 # --------------------------------------------------------------------------- protobuf
 
 
-def _walk_protobuf(payload: bytes) -> list[tuple[_Context, _Raw]]:
+def _parse_protobuf(payload: bytes) -> ExportLogsServiceRequest:
     request = ExportLogsServiceRequest()
     try:
         request.ParseFromString(payload)
@@ -377,41 +376,128 @@ def _walk_protobuf(payload: bytes) -> list[tuple[_Context, _Raw]]:
         raise OTLPDecodeError(
             400, "malformed protobuf: body is not a valid opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest"
         ) from None
-    items = []
+    return request
+
+
+def _decode_protobuf(payload: bytes, now_ns: int) -> DecodedRequest:
+    """Parse, convert and validate a protobuf request in one pass (the hot ingest path).
+
+    Same result as :func:`_assemble` over ``(context, raw record)`` pairs (as
+    the JSON path does; tests/test_ingest_fast_paths.py pins the equality),
+    without the intermediate ``_Raw`` / ``_Context`` objects:
+    resource and scope attributes are converted once per ``ResourceLogs`` /
+    ``ScopeLogs``, record paths are formatted only for rejected records, and
+    scalar ``AnyValue`` s skip the generic converter.
+    """
+    request = _parse_protobuf(payload)
+    records: list[DecodedRecord] = []
+    append = records.append
+    rejected = 0
+    messages: list[str] = []
     for i, resource_logs in enumerate(request.resource_logs):
         rpath = f"resourceLogs[{i}]"
         resource_attrs = _proto_attributes(resource_logs.resource.attributes, f"{rpath}.resource.attributes")
+        resource_schema_url = resource_logs.schema_url
         for j, scope_logs in enumerate(resource_logs.scope_logs):
-            spath = f"{rpath}.scopeLogs[{j}]"
             scope = scope_logs.scope
-            ctx = _Context(
-                resource_attributes=resource_attrs,
-                resource_schema_url=resource_logs.schema_url,
-                scope_name=scope.name,
-                scope_version=scope.version,
-                scope_attributes=_proto_attributes(scope.attributes, f"{spath}.scope.attributes"),
-                scope_schema_url=scope_logs.schema_url,
-            )
+            scope_attrs = _proto_attributes(scope.attributes, f"{rpath}.scopeLogs[{j}].scope.attributes")
+            scope_name = scope.name
+            scope_version = scope.version
+            scope_schema_url = scope_logs.schema_url
             for k, rec in enumerate(scope_logs.log_records):
-                path = _record_path(i, j, k)
-                raw = _Raw(
-                    path=path,
-                    time_unix_nano=rec.time_unix_nano,
-                    observed_time_unix_nano=rec.observed_time_unix_nano,
-                    severity_number=int(rec.severity_number),
-                    severity_text=rec.severity_text,
-                    body=_proto_value(rec.body, f"{path}.body", 0),
-                    attributes=_proto_attributes(rec.attributes, f"{path}.attributes"),
-                    trace_id=bytes(rec.trace_id),
-                    span_id=bytes(rec.span_id),
-                    flags=rec.flags,
-                    event_name=rec.event_name,
+                body_value = rec.body
+                body = body_value.string_value  # non-empty: string_value is the oneof's member
+                if not body:
+                    kind = body_value.WhichOneof("value")
+                    if kind is None:
+                        body = None
+                    elif kind != "string_value":
+                        body = _proto_value(body_value, f"{_record_path(i, j, k)}.body", 0)
+                attributes = _proto_attributes(rec.attributes, _LazyPath(i, j, k))
+                trace_id = rec.trace_id
+                span_id = rec.span_id
+                severity_number = rec.severity_number
+                event_name = rec.event_name
+                if (
+                    len(trace_id) not in _TRACE_ID_LENGTHS
+                    or len(span_id) not in _SPAN_ID_LENGTHS
+                    or not 0 <= severity_number <= _MAX_SEVERITY
+                    or (body is None and not attributes and not event_name)
+                ):
+                    rejected += 1
+                    if len(messages) < MAX_REJECTION_MESSAGES:
+                        raw = _Raw(_record_path(i, j, k), 0, 0, severity_number, "", body, attributes,
+                                   bytes(trace_id), bytes(span_id), 0, event_name)
+                        messages.append(f"{raw.path}: {_rejection_reason(raw)}")
+                    continue
+                observed = rec.observed_time_unix_nano
+                append(
+                    DecodedRecord(
+                        rec.time_unix_nano or observed or now_ns,
+                        observed or now_ns,
+                        severity_number,
+                        rec.severity_text,
+                        body,
+                        attributes,
+                        trace_id.hex() if any(trace_id) else "",
+                        span_id.hex() if any(span_id) else "",
+                        rec.flags,
+                        event_name,
+                        dict(resource_attrs),
+                        resource_schema_url,
+                        scope_name,
+                        scope_version,
+                        dict(scope_attrs),
+                        scope_schema_url,
+                    )
                 )
-                items.append((ctx, raw))
-    return items
+    return DecodedRequest(records, rejected, messages, "protobuf")
 
 
-def _proto_attributes(kvs: Iterable[KeyValue], path: str, depth: int = 0) -> dict[str, Any]:
+class _LazyPath:
+    """A record's ``...logRecords[k].attributes`` path, formatted only if an error needs it."""
+
+    __slots__ = ("i", "j", "k")
+
+    def __init__(self, i: int, j: int, k: int) -> None:
+        self.i, self.j, self.k = i, j, k
+
+    def __str__(self) -> str:
+        return f"{_record_path(self.i, self.j, self.k)}.attributes"
+
+
+_SCALAR_KINDS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
+_TRACE_ID_LENGTHS = (0, _TRACE_ID_BYTES)
+_SPAN_ID_LENGTHS = (0, _SPAN_ID_BYTES)
+
+
+def _proto_attributes(kvs: Iterable[KeyValue], path: Any, depth: int = 0) -> dict[str, Any]:
+    """``{key: value}`` of a repeated ``KeyValue`` (the last of duplicate keys wins).
+
+    ``path`` (a string, or anything whose ``str()`` is the path) names the
+    field in error messages. Scalar values are read inline; the first nested
+    array or map hands the whole list to the generic converter.
+    """
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        value = kv.value
+        text = value.string_value
+        if text:  # a non-empty string_value is the oneof's member: no other can be set
+            out[kv.key] = text
+            continue
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            out[kv.key] = text
+        elif kind is None:
+            out[kv.key] = None
+        elif kind in _SCALAR_KINDS:
+            out[kv.key] = getattr(value, kind)
+        else:
+            return _proto_attributes_nested(kvs, str(path), depth)
+    return out
+
+
+def _proto_attributes_nested(kvs: Iterable[KeyValue], path: str, depth: int) -> dict[str, Any]:
     return {kv.key: _proto_value(kv.value, f"{path}[{n}].value", depth) for n, kv in enumerate(kvs)}
 
 

@@ -90,7 +90,28 @@ def to_row(record: DecodedRecord, uid: str) -> tuple:
     """
     log_attributes = stringify_attributes(record.attributes)
     log_attributes[LOG_RECORD_UID] = uid
-    service = record.resource_attributes.get(_SERVICE_NAME)
+    resource_attributes = record.resource_attributes
+    service = resource_attributes.get(_SERVICE_NAME)
+    body = record.body
+    if _FIXED_ORDER:
+        return (
+            record.time_unix_nano,
+            record.trace_id,
+            record.span_id,
+            record.flags & 0xFF,
+            record.severity_text,
+            record.severity_number,
+            "" if service is None else service if type(service) is str else stringify_any(service),
+            body if type(body) is str else stringify_any(body),
+            record.resource_schema_url,
+            stringify_attributes(resource_attributes),
+            record.scope_schema_url,
+            record.scope_name,
+            record.scope_version,
+            stringify_attributes(record.scope_attributes) if record.scope_attributes else {},
+            log_attributes,
+            record.event_name,
+        )
     values = {
         "Timestamp": record.time_unix_nano,
         "TraceId": record.trace_id,
@@ -112,9 +133,18 @@ def to_row(record: DecodedRecord, uid: str) -> tuple:
     return tuple(values[column] for column in INSERT_COLUMNS)
 
 
+#: The column order :func:`to_row` writes directly; any other ``INSERT_COLUMNS`` uses the by-name path.
+_ROW_ORDER = (
+    "Timestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber", "ServiceName", "Body",
+    "ResourceSchemaUrl", "ResourceAttributes", "ScopeSchemaUrl", "ScopeName", "ScopeVersion", "ScopeAttributes",
+    "LogAttributes", "EventName",
+)
+_FIXED_ORDER = tuple(INSERT_COLUMNS) == _ROW_ORDER
+
+
 def stringify_attributes(attributes: dict[str, Any]) -> dict[str, str]:
-    """``{key: stringify_any(value)}``: an attribute map as the collector stores it."""
-    return {key: stringify_any(value) for key, value in attributes.items()}
+    """``{key: stringify_any(value)}``: an attribute map as the collector stores it (a new dict)."""
+    return {key: value if type(value) is str else stringify_any(value) for key, value in attributes.items()}
 
 
 def stringify_any(value: Any) -> str:
@@ -127,6 +157,9 @@ def stringify_any(value: Any) -> str:
     Returns:
         The string the OpenTelemetry Collector ClickHouse exporter would store.
     """
+    convert = _SCALAR_CONVERTERS.get(type(value))
+    if convert is not None:
+        return convert(value)
     if value is None:
         return ""
     if isinstance(value, str):
@@ -153,6 +186,24 @@ def stringify_any(value: Any) -> str:
     return str(value)
 
 
+def _stringify_float(value: float) -> str:
+    if math.isnan(value):
+        return "json: unsupported value: NaN"
+    if math.isinf(value):
+        return "json: unsupported value: +Inf" if value > 0 else "json: unsupported value: -Inf"
+    return format_double(value)
+
+
+# Exact scalar types -> their AsString() (the isinstance chain of stringify_any gives the same).
+_SCALAR_CONVERTERS = {
+    str: lambda value: value,
+    bool: lambda value: "true" if value else "false",
+    int: int.__repr__,
+    float: _stringify_float,
+    type(None): lambda value: "",
+}
+
+
 def format_double(value: float) -> str:
     """A finite double as Go's ``encoding/json`` writes it (ES6 number-to-string).
 
@@ -161,6 +212,16 @@ def format_double(value: float) -> str:
     """
     if value == 0:
         return "-0" if math.copysign(1.0, value) < 0 else "0"
+    text = repr(value)
+    if "e" not in text:
+        # Python's repr has the same shortest round-trip digits and, for 1e-4 <= |f| < 1e16,
+        # fixed notation with the point in place: equal to the ES6 form once ".0" is dropped.
+        return text[:-2] if text.endswith(".0") else text
+    return _format_double_digits(value)
+
+
+def _format_double_digits(value: float) -> str:
+    """:func:`format_double` of a finite, non-zero double, from its shortest decimal digits."""
     sign = "-" if value < 0 else ""
     magnitude = abs(value)
     _, digit_tuple, exponent = Decimal(repr(magnitude)).as_tuple()
