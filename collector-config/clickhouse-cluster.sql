@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit`
     INDEX idx_user UserId TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_repository Repository TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_body Body TYPE text(tokenizer = 'splitByNonAlpha', preprocessor = lower(Body)),
-    INDEX idx_attr_values mapValues(LogAttributes) TYPE text(tokenizer = 'splitByNonAlpha', preprocessor = lower(mapValues(LogAttributes)))
+    INDEX idx_attr_values mapValues(LogAttributes) TYPE text(tokenizer = 'splitByNonAlpha', preprocessor = replaceRegexpAll(lower(mapValues(LogAttributes)), '(^|[^0-9a-z])[0-9a-f]{8,}([^0-9a-z]|$)', '\\1\\2'))
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/gitaudit.otel_logs_local', '{replica}')
 PARTITION BY toYYYYMM(TimestampTime)
@@ -192,9 +192,15 @@ ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXIST
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `HotAttributes` SETTINGS mutations_sync = 2;
 
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` DROP INDEX IF EXISTS idx_attr_values;
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD INDEX idx_attr_values mapValues(LogAttributes) TYPE text(tokenizer = 'splitByNonAlpha', preprocessor = replaceRegexpAll(lower(mapValues(LogAttributes)), '(^|[^0-9a-z])[0-9a-f]{8,}([^0-9a-z]|$)', '\\1\\2'));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE INDEX idx_attr_values SETTINGS mutations_sync = 2;
+
 CREATE TABLE IF NOT EXISTS `gitaudit`.`schema_migrations` ON CLUSTER `gitaudit`
 (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/gitaudit.schema_migrations', '{replica}')
 ORDER BY version;
 
-INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map');
+INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens');

@@ -173,6 +173,10 @@ def test_needle_tokens_are_every_ascii_run_unless_a_wildcard_may_cut_it():
     assert needle_tokens("a straße b") == ["a", "b"]  # non-ASCII: the index lower() folds ASCII only
     assert needle_tokens("/x/ /x/") == ["x"]
     assert needle_tokens("*x*", wildcard=False) == ["x"]  # quoted: '*' is a literal separator
+    # identifier tokens (8+ hex digits) are not in the attribute index, so they never prefilter
+    assert needle_tokens("commit 9fceb02d0ae598e95dc970b74767f19372d61af8 by bob") == ["commit", "by", "bob"]
+    assert needle_tokens("DEADBEEF-1234") == ["1234"]
+    assert needle_tokens("deadbeefx 1234567") == ["deadbeefx", "1234567"]
     assert like_escape(r"a_b%c\d*") == r"a\_b\%c\\d%"
 
 
@@ -340,6 +344,17 @@ def test_free_text_prefilter_uses_the_text_index_and_skips_granules(store):
     selected, total = map(int, re.findall(r"Granules: (\d+)/(\d+)", plan)[-1])
     assert total >= 7 and selected <= 2, plan
     assert sorted(e["uid"] for e in search_events(store, q).events) == ["hit", "hit2"]
+    # identifier tokens are left out of idx_attr_values: an id needle scans instead, and still finds its event
+    store.insert_rows([row("hex", base + 80_000, "git.push", "x", vcs__ref__head__revision="9FCEB02D0AE5",
+                           note="sha=abcdef0123456789;seen", audit__organization__id="acme")])
+    for needle in ("9fceb02d0ae5", "abcdef0123456789", '"sha=abcdef0123456789;seen"'):
+        q3 = EventQuery(query=needle, limit=10)
+        assert [e["uid"] for e in search_events(store, q3).events] == ["hex"], needle
+    assert "hasAllTokens" not in build_where(EventQuery(query="9fceb02d0ae5"), None)[0][0]
+    hits = store.query(f"SELECT Uid FROM {store.table} WHERE hasAllTokens(mapValues(LogAttributes), ['seen', 'sha'])")
+    assert hits == [("hex",)]  # the other tokens of the value are indexed whole
+    assert store.query(f"SELECT Uid FROM {store.table} WHERE hasAllTokens(mapValues(LogAttributes), "
+                       "['abcdef0123456789'])") == []  # the id token itself is not
     # a word matches whole words only; a substring wildcard gets no prefilter and matches inside words
     assert search_events(store, EventQuery(query="ejected", limit=10)).events == []
     q2 = EventQuery(query="*ejected*", limit=10)

@@ -66,7 +66,10 @@ def test_migrations_6_and_7_convert_an_existing_table_keeping_its_values(chdb_ds
         assert apply_migrations(store, old) == [1, 2, 3, 4, 5]
         store.insert_rows([_row("u1", **{"user.id": "alice", "vcs.repository.name": "org/app"}),
                            _row("u2", **{"vcs.repository.url.full": "https://h/x.git"})])
-        assert apply_migrations(store) == [6, 7]
+        assert apply_migrations(store) == [6, 7, 8]
+        index = store.query("SELECT expr, type_full FROM system.data_skipping_indices WHERE database = {db:String} "
+                            "AND table = 'otel_logs' AND name = 'idx_attr_values'", {"db": db})
+        assert "replaceRegexpAll" in index[0][1]  # rebuilt without identifier tokens
         types = dict(store.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
                                  "AND table = 'otel_logs' AND name IN ('UserId', 'Repository')", {"db": db}))
         assert types == {"UserId": "LowCardinality(String)", "Repository": "LowCardinality(String)"}
