@@ -186,9 +186,9 @@ ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `Re
 
 ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `Repository` LowCardinality(String) MATERIALIZED if(mapContains(LogAttributes, 'vcs.repository.name'), LogAttributes['vcs.repository.name'], LogAttributes['vcs.repository.url.full']);
 
-ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category'], k), LogAttributes) CODEC(ZSTD(1));
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count'], k), LogAttributes) CODEC(ZSTD(1));
 
-ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category'], k), LogAttributes) CODEC(ZSTD(1));
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count'], k), LogAttributes) CODEC(ZSTD(1));
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `HotAttributes` SETTINGS mutations_sync = 2;
 
@@ -198,9 +198,15 @@ ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD INDEX idx_att
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE INDEX idx_attr_values SETTINGS mutations_sync = 2;
 
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count'], k), LogAttributes) CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count'], k), LogAttributes) CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `HotAttributes` SETTINGS mutations_sync = 2;
+
 CREATE TABLE IF NOT EXISTS `gitaudit`.`schema_migrations` ON CLUSTER `gitaudit`
 (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/gitaudit.schema_migrations', '{replica}')
 ORDER BY version;
 
-INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens');
+INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens'), (9, 'HotAttributes also holds audit.redacted.count');

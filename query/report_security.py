@@ -37,6 +37,7 @@ from gitaudit.instrumentation import semconv as sc
 from .analytics import count_by
 from .report_common import MAX_ROWS, TS, ReportContext, Subject, attr, listing
 from .search import EventQuery
+from .store.hot_attributes import attribute_map
 
 __all__ = ["MAX_TRACES", "SECTIONS", "subject_query", "subject_sql"]
 
@@ -154,7 +155,8 @@ def redactions(ctx: ReportContext) -> dict[str, Any]:
         f"SELECT m[1], if(m[2] = '', '(none)', m[2]), uniqExact(Uid), count(), min(ts), max(ts), "
         "arrayStringConcat(arraySort(groupUniqArrayIf(10)(u, u != '')), '; ') FROM ("
         f"SELECT Uid, UserId AS u, {TS} AS ts, arrayJoin(extractAllGroupsVertical({text}, {{r_marker:String}})) AS m "
-        f"FROM {{table}} WHERE {where} AND {subj} AND has(LogAttributes.keys, '{sc.AUDIT_REDACTED_COUNT}')) "
+        f"FROM {{table}} WHERE {where} AND {subj} AND has({attribute_map(sc.AUDIT_REDACTED_COUNT)}.keys, "
+        f"'{sc.AUDIT_REDACTED_COUNT}')) "
         "GROUP BY 1, 2",
         params, ["rule", "fingerprint", "events", "occurrences", "first", "last", "users"],
         "events DESC, rule, fingerprint", times=("first", "last"))

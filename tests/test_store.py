@@ -66,7 +66,7 @@ def test_migrations_6_and_7_convert_an_existing_table_keeping_its_values(chdb_ds
         assert apply_migrations(store, old) == [1, 2, 3, 4, 5]
         store.insert_rows([_row("u1", **{"user.id": "alice", "vcs.repository.name": "org/app"}),
                            _row("u2", **{"vcs.repository.url.full": "https://h/x.git"})])
-        assert apply_migrations(store) == [6, 7, 8]
+        assert apply_migrations(store) == [6, 7, 8, 9]
         index = store.query("SELECT expr, type_full FROM system.data_skipping_indices WHERE database = {db:String} "
                             "AND table = 'otel_logs' AND name = 'idx_attr_values'", {"db": db})
         assert "replaceRegexpAll" in index[0][1]  # rebuilt without identifier tokens
@@ -90,11 +90,12 @@ def test_hot_attributes_hold_exactly_the_hot_keys_with_the_same_values(store):
     from gitaudit.query.store.hot_attributes import HOT_ATTRIBUTE_KEYS, attribute_sql
 
     store.insert_rows([_row("h1", **{"vcs.ref.head.name": "main", "git.push.forced": "true", "user.roles": "",
-                                    "vcs.ref.head.revision": "abc", "client.address": "203.0.113.9"}),
+                                    "vcs.ref.head.revision": "abc", "client.address": "203.0.113.9",
+                                    "audit.redacted.count": "2"}),
                        _row("h2")])
     rows = dict(store.query(f"SELECT Uid, HotAttributes FROM {store.table}"))
     assert rows == {"h1": {"vcs.ref.head.name": "main", "git.push.forced": "true", "user.roles": "",
-                           "client.address": "203.0.113.9"}, "h2": {}}
+                           "client.address": "203.0.113.9", "audit.redacted.count": "2"}, "h2": {}}
     assert attribute_sql("vcs.ref.head.name") == "HotAttributes['vcs.ref.head.name']"
     assert attribute_sql("vcs.ref.head.revision") == "LogAttributes['vcs.ref.head.revision']"
     assert "vcs.ref.head.revision" not in HOT_ATTRIBUTE_KEYS

@@ -28,7 +28,7 @@ HOT_ATTRIBUTE_KEYS: tuple[str, ...] = (
     sc.VCS_REF_HEAD_NAME, sc.GIT_REF_PROTECTED, sc.GIT_PUSH_FORCED, sc.GIT_PUSH_DELETED, sc.GIT_REF_UPDATE_KIND,
     sc.USER_ROLES, sc.ERROR_TYPE, sc.CLIENT_ADDRESS, sc.CONFLICT_TYPE, sc.CONFLICT_RESOLUTION_METHOD,
     sc.CONFLICT_VALIDATION_PASSED, sc.SECURITY_EVENT_TYPE, sc.GDPR_PURPOSE, sc.GDPR_LEGAL_BASIS,
-    sc.GDPR_DATA_CATEGORY,
+    sc.GDPR_DATA_CATEGORY, sc.AUDIT_REDACTED_COUNT,
 )
 
 HOT_COLUMN = "HotAttributes"
@@ -38,11 +38,21 @@ _KEY_ARRAY = "[" + ", ".join(f"'{k}'" for k in HOT_ATTRIBUTE_KEYS) + "]"
 #: The column's expression over ``LogAttributes`` (also used to add it to archived rows when read back).
 HOT_COLUMN_EXPRESSION = f"mapFilter((k, v) -> has({_KEY_ARRAY}, k), LogAttributes)"
 
+_TYPE = f"Map(LowCardinality(String), String) MATERIALIZED {HOT_COLUMN_EXPRESSION} CODEC(ZSTD(1))"
+_MATERIALIZE = (f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} MATERIALIZE COLUMN `{HOT_COLUMN}` "
+                "SETTINGS mutations_sync = 2")
+
 #: Migration 7 statements (``{db}`` / ``{on_cluster}`` placeholders, see store.migrate.render).
 HOT_ATTRIBUTES_STATEMENTS: tuple[str, ...] = (
-    f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} ADD COLUMN IF NOT EXISTS `{HOT_COLUMN}` "
-    f"Map(LowCardinality(String), String) MATERIALIZED {HOT_COLUMN_EXPRESSION} CODEC(ZSTD(1))",
-    f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} MATERIALIZE COLUMN `{HOT_COLUMN}` SETTINGS mutations_sync = 2",
+    f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} ADD COLUMN IF NOT EXISTS `{HOT_COLUMN}` {_TYPE}",
+    _MATERIALIZE,
+)
+
+#: Statements of a later migration that changes :data:`HOT_ATTRIBUTE_KEYS`: the column's expression
+#: becomes the current one and stored rows are recomputed (migration 9 added ``audit.redacted.count``).
+HOT_KEYS_CHANGED_STATEMENTS: tuple[str, ...] = (
+    f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} MODIFY COLUMN `{HOT_COLUMN}` {_TYPE}",
+    _MATERIALIZE,
 )
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .hot_attributes import HOT_ATTRIBUTES_STATEMENTS
+from .hot_attributes import HOT_ATTRIBUTES_STATEMENTS, HOT_KEYS_CHANGED_STATEMENTS
 from .retention_schema import RETENTION_MIGRATION_STATEMENTS
 from .stream_schema import STREAM_MIGRATION_STATEMENTS
 
@@ -273,4 +273,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "HotAttributes: the attributes reports group by, apart from the full map",
               HOT_ATTRIBUTES_STATEMENTS),
     Migration(8, "attribute-value text index without identifier tokens", ATTR_INDEX_STATEMENTS),
+    Migration(9, "HotAttributes also holds audit.redacted.count", HOT_KEYS_CHANGED_STATEMENTS),
 )
