@@ -13,9 +13,10 @@ The query language (:mod:`gitaudit.query.qlang`) and the JSON filters compile
 to one AST, then to SQL (:mod:`gitaudit.query.qlang_sql`), ANDed with the
 shortcut filters. Counts: ``count="exact"`` runs ``count()`` over the whole
 result; ``count="estimate"`` is exact for free when the first page is the
-whole result, else it is ClickHouse's ``EXPLAIN ESTIMATE`` (rows in the
-granules left after primary-key and skip-index analysis: an upper bound, read
-from index metadata, no data scanned), marked ``count_is_estimate``.
+whole result, exact by ``count()`` when ClickHouse's ``EXPLAIN ESTIMATE``
+(rows in the granules left after primary-key and skip-index analysis, read
+from index metadata) is at most :data:`EXACT_COUNT_BELOW`, else that upper
+bound, marked ``count_is_estimate``.
 """
 
 from __future__ import annotations
@@ -282,14 +283,20 @@ def search_events(store: Store, q: EventQuery, allowed_orgs: list[str] | None = 
     page = SearchPage(events=events, next_cursor=next_cursor)
     if q.count == "exact" or (q.count == "estimate" and (more or q.cursor)):
         count_where = " AND ".join(count_cond) if count_cond else "1"
-        if q.count == "exact":
+        bound = None if q.count == "exact" else estimate_count(store, count_where, count_params)
+        if bound is None or bound <= EXACT_COUNT_BELOW:
             page.count = int(store.query(f"SELECT count() FROM {store.table} WHERE {count_where}",
                                          count_params)[0][0])
         else:
-            page.count, page.count_is_estimate = estimate_count(store, count_where, count_params), True
+            page.count, page.count_is_estimate = bound, True
     elif q.count == "estimate":
         page.count = len(events)
     return page
+
+
+#: ``count="estimate"``: when index analysis leaves at most this many rows to read, the count is
+#: exact (``count()`` over them takes tens of ms), so small results are never over-counted.
+EXACT_COUNT_BELOW = 1_000_000
 
 
 def estimate_count(store: Store, where: str, params: dict[str, Any]) -> int:

@@ -111,6 +111,8 @@ def test_comparisons_ranges_numbers_and_times():
     ("bad$key:1", 0, "invalid field name"),
     ("created:2026-11-01..soon", 20, "expected a time"),
     ("action:git.* duration:1*", 22, "wildcards need a text field"),
+    ("git.commit.count:10..3", 17, "empty range in 'git.commit.count:': 10 is after 3"),
+    ("created:2026-11-03..2026-11-01", 8, "empty range"),
 ])
 def test_errors_point_at_the_position_and_say_what_was_expected(query, position, needle):
     """Every syntax error carries the 0-based position and names what was expected there."""
@@ -373,3 +375,15 @@ def test_relative_times_use_one_now_per_query(seeded):
 def test_random_uid_query_matches_nothing(seeded):
     """A uid that is not stored returns no events (and no error)."""
     assert _uids(seeded, f"uid:{uuid.uuid4()}") == []
+
+
+def test_estimated_counts_are_exact_when_few_rows_are_left_else_a_marked_upper_bound(seeded, monkeypatch):
+    """count=estimate counts exactly under EXACT_COUNT_BELOW rows to read, else returns the index's upper bound."""
+    from gitaudit.query import search
+
+    q = EventQuery(query="action:git.push", limit=1, count="estimate", now_ns=NOW)
+    page = search_events(seeded, q)
+    assert (page.count, page.count_is_estimate) == (4, False)
+    monkeypatch.setattr(search, "EXACT_COUNT_BELOW", 0)
+    page = search_events(seeded, q)
+    assert page.count_is_estimate is True and page.count >= 4

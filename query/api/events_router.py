@@ -139,7 +139,8 @@ async def list_events(
     fields: Annotated[str | None, Query(max_length=2000, description=(
         "comma-separated fields to return, e.g. uid,timestamp,event_name,attributes.user.id"))] = None,
     count: Annotated[Literal["none", "exact", "estimate"], Query(description=(
-        "exact: count() of the whole result; estimate: upper bound from index analysis (marked)"))] = "none",
+        "exact: count() of the whole result; estimate: exact when the index leaves at most 1M rows "
+        "to read, else an upper bound from index analysis (marked count_is_estimate)"))] = "none",
     include_archive: Annotated[bool, Query(description=(
         "also search events archived to S3 by retention (each event once)"))] = False,
 ) -> EventsPagePublic | JSONResponse:

@@ -33,7 +33,7 @@ class RowCounter:
         self._in_quotes = False
 
     def feed(self, chunk: bytes) -> int:
-        """Account for ``chunk``; return how many records it completed."""
+        """Account for ``chunk``; return how many records it completed (a CSV header is not a record)."""
         if not self.csv:
             n = chunk.count(b"\n")
             self.newlines += n
@@ -45,8 +45,9 @@ class RowCounter:
                 self._in_quotes = not self._in_quotes
             if i < len(pieces) - 1 and not self._in_quotes:
                 done += 1
+        header = 1 if self.newlines == 0 and done else 0
         self.newlines += done
-        return done
+        return done - header
 
     @property
     def rows(self) -> int:

@@ -47,7 +47,8 @@ def _params(**kw: Any) -> dict[str, Any]:
 
 
 QUERY_HELP = ("search language, e.g. 'action:git.push actor:alice created:>=-7d -outcome:success \"force push\"' "
-              "(key:value, -key:value, NOT, OR, ( ), key:>=v, key:a..b, exists:key, quoted phrases, free words)")
+              "(key:value, -key:value, NOT, OR, ( ), key:>=v, key:a..b, exists:key, quoted phrases, free words; "
+              "a query that starts with '-' needs '--' before it: search -- '-action:git.fetch', or use NOT)")
 
 
 def show_query_error(query: str | None, detail: str, position: int | None) -> None:

@@ -51,7 +51,8 @@ def event_line(e: dict[str, Any]) -> Text:
 
 
 def tail(
-    query: str = typer.Argument(None, help="filter in the search language, e.g. 'action:git.push outcome:failure'"),
+    query: str = typer.Argument(None, help="filter in the search language, e.g. 'action:git.push outcome:failure' "
+                                           "(starting with '-': put '--' before it)"),
     as_json: bool = typer.Option(False, "--json", help="print each event as one JSON line"),
     since: str = typer.Option(None, "--since", help="start: event id, cursor, 'now' (default) or a time"),
     org: list[str] = typer.Option([], "--org", help="organization id to narrow to, repeatable"),
