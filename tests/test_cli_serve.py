@@ -44,8 +44,9 @@ def test_serve_starts_answers_and_refuses_a_busy_port(tmp_path):
         assert second.returncode == 2 and "already in use" in err and "Traceback" not in err
     finally:
         server.send_signal(signal.SIGINT)
-        server.communicate(timeout=30)
+        _, first_err = server.communicate(timeout=30)
     assert server.returncode == 0
+    assert "no API keys required: bound to loopback" in first_err  # says auth is off, as run-demo does
 
 
 def test_serve_reports_a_locked_store_clearly(tmp_path):

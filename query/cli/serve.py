@@ -34,5 +34,9 @@ def serve(
     except StoreError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
+    from ..api.auth import auth_enabled
+
     err.print(f"gitaudit serving on http://{settings.host}:{settings.port}  (OTLP: /v1/logs, API docs: /docs)")
+    err.print("API keys required (create one with: gitaudit keys create)" if auth_enabled(settings) else
+              "no API keys required: bound to loopback (GITAUDIT_AUTH=on to require them)")
     uvicorn.run(create_app(settings, store), host=settings.host, port=settings.port, log_level="info")
