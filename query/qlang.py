@@ -519,7 +519,8 @@ class _Parser:
             if hi and hi != "*":
                 parts.append(make_filter(spec, "lte", hi, self.now_ns, position=value_at + len(lo) + 2, what=what))
             if len(parts) == 2 and (parts[0].numeric or spec.kind == "time") and parts[0].value > parts[1].value:
-                raise QuerySyntaxError(f"empty range in {what}: {lo} is after {hi} (write low..high)", value_at)
+                raise QuerySyntaxError(f"empty range in {what}: {lo[:40]} is after {hi[:40]} (write low..high)",
+                                       value_at)
             return and_(*parts) if parts else Filter(spec, "exists")
         if op == "eq" and "*" in value:
             if value == "*":
