@@ -135,6 +135,10 @@ def resolve_conflicts(
 ) -> list[FileResolution]:
     """Resolve each conflicted file of the work tree at ``repo`` with Claude.
 
+    Each ``conflict.resolved`` event carries the repository of ``repo``'s
+    ``origin`` remote (``vcs.repository.*``, credentials removed), as its
+    ``conflict.detected`` does, so a repository's timeline shows both.
+
     Args:
         repo: a work tree with unmerged paths.
         client: an ``anthropic.Anthropic`` to use (else one is made from
@@ -161,6 +165,7 @@ def resolve_conflicts(
 
     root = Path(repo)
     client = client or _make_client(base_url, api_key)
+    repository = repository_of(root)
     results: list[FileResolution] = []
     job_ctx = audit_context(job_id=job_id) if job_id else nullcontext()
     with job_ctx, ensure_trace("conflict.resolution.job"):
@@ -175,18 +180,26 @@ def resolve_conflicts(
                 continue
             results.append(_resolve_file(root, c, client=client, model=model, max_tokens=max_tokens,
                                          check_command=check_command, job_id=job_id,
-                                         detected_uid=links.get(c.path)))
+                                         detected_uid=links.get(c.path), repository=repository))
     return results
+
+
+def repository_of(root: Path) -> dict[str, str]:
+    """``vcs.repository.*`` of the work tree's ``origin`` remote, as the git API records them ({} without one)."""
+    from .git_api import Git
+    from .git_urls import repository_attributes
+
+    return repository_attributes(Git(root).remote_url("origin"))
 
 
 def _resolve_file(root: Path, conflict: Any, *, client: Any, model: str, max_tokens: int,
                   check_command: str | Sequence[str] | None, job_id: str | None,
-                  detected_uid: str | None) -> FileResolution:
+                  detected_uid: str | None, repository: Mapping[str, str]) -> FileResolution:
     file = root / conflict.path
     original = file.read_text(encoding="utf-8")
     with resolving_conflict(conflict.path, conflict_type=conflict.type, hunks=conflict.hunks,
                             lines=conflict.lines, method="claude", model=model,
-                            detected_uid=detected_uid, job_id=job_id) as res:
+                            detected_uid=detected_uid, job_id=job_id, attributes=repository) as res:
         try:
             message = client.messages.create(
                 model=model, max_tokens=max_tokens, system=SYSTEM_PROMPT,

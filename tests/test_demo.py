@@ -37,6 +37,8 @@ def test_demo_workload_produces_the_full_audit_trail(chdb_dsn, tmp_path):
     resolved = by_name["conflict.resolved"][0]["attributes"]
     assert resolved["conflict.resolution.method"] == "claude"
     assert resolved["conflict.detected.uid"] == by_name["conflict.detected"][0]["uid"]
+    detected = by_name["conflict.detected"][0]["attributes"]
+    assert resolved["vcs.repository.name"] == detected["vcs.repository.name"] != ""  # a repository timeline has it
     assert sorted(e["attributes"]["audit.outcome"] for e in by_name["git.push"]) == ["failure", "success", "success"]
     assert all(e["attributes"]["session.id"] == result.session_id for e in result.events)
     assert all(e["attributes"]["audit.organization.id"] == "demo-org" for e in result.events)
