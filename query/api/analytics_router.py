@@ -36,7 +36,7 @@ from ..investigations import RULES, AnomalyConfig, AnomalySettings, anomalies, t
 from ..qlang import QuerySyntaxError
 from ..read_audit import record_read
 from ..search import EventQuery
-from ..timefmt import parse_time
+from .errors import time_param
 from .analytics_models import (AnomaliesPublic, CountsPublic, HistogramPublic, PercentilesPublic, TimelinePublic,
                                UsagePublic)
 from .auth import AuditorDep, ReaderDep
@@ -88,12 +88,7 @@ FiltersDep = Annotated[_Filters, Depends()]
 
 
 def _time(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise AnalyticsError(f"{name}: {exc}") from None
+    return time_param(value, name, AnalyticsError)
 
 
 def _ns_strings(value: Any) -> Any:

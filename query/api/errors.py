@@ -14,6 +14,22 @@ from ..store.client import StoreError
 log = logging.getLogger("gitaudit.api")
 
 
+def time_param(value: str | None, name: str, error: type[Exception] = SearchError) -> int | None:
+    """Parse query parameter ``name`` (RFC 3339, a date or Unix ns) to Unix ns UTC; None stays None.
+
+    Raises:
+        ``error`` (a 400 here) naming the parameter when the value is not a time.
+    """
+    from ..timefmt import parse_time
+
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise error(f"{name}: {exc}") from None
+
+
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:

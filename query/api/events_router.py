@@ -23,7 +23,7 @@ from ..export import MEDIA_TYPES, export_chunks
 from ..qlang import QuerySyntaxError
 from ..search import (EventQuery, SearchError, SearchPage, build_where, get_event, iter_events, search_events,
                       validate_fields)
-from ..timefmt import parse_time
+from .errors import time_param
 from ..read_audit import record_read
 from .auth import Principal, ReaderDep
 from .deps import IngestDep, SettingsDep, StoreDep
@@ -40,12 +40,7 @@ _ERRORS = {400: {"model": QueryErrorPublic}}
 
 
 def _time(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise SearchError(f"{name}: {exc}") from None
+    return time_param(value, name, SearchError)
 
 
 def _query_error(exc: QuerySyntaxError) -> JSONResponse:

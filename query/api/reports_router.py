@@ -40,7 +40,7 @@ from ..report_common import ReportError, Subject
 from ..report_render import PdfUnavailable, render
 from ..report_tables import report_tables
 from ..reports import REPORT_TYPES, build_report
-from ..timefmt import parse_time
+from .errors import time_param
 from .auth import AuditorDep
 from .deps import IngestDep, StoreDep
 
@@ -51,12 +51,7 @@ ReportName = Literal[tuple(REPORT_TYPES)]  # type: ignore[valid-type]
 
 
 def _time(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise AnalyticsError(f"{name}: {exc}") from None
+    return time_param(value, name, AnalyticsError)
 
 
 def _subject(**given: str | None) -> Subject | None:
