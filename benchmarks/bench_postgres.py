@@ -150,16 +150,34 @@ def _months(start_ns: int, end_ns: int) -> list[tuple[str, str, str]]:
     return out
 
 
+def export_csv(store, path: str) -> None:
+    """Write the dataset's rows to ``path`` as CSV in ``audit_logs`` column order.
+
+    On the embedded store the engine writes the file itself (``INSERT INTO FUNCTION
+    file``, ~250,000 rows/s here); streaming the same CSV through the client runs at
+    ~1,900 rows/s on chDB, which made a 10M-row side by side take 90 minutes. A
+    ClickHouse server writes files on its own host, so over HTTP the rows are
+    streamed to the client.
+    """
+    select = EXPORT_SQL.replace("{table}", store.table).replace(" FORMAT CSV", "").strip()
+    if type(store.client).__name__ == "ChdbClient":
+        if "'" in path or "\\" in path:
+            raise ValueError(f"unsupported characters in export path {path!r}")
+        store.command(f"INSERT INTO FUNCTION file('{path}', 'CSV') {select} "
+                      "SETTINGS engine_file_truncate_on_insert = 1")
+        return
+    with open(path, "wb") as f:
+        for chunk in store.client.raw_stream(select, fmt="CSV"):
+            f.write(chunk)
+
+
 def load(conn, dataset, csv_dir: str | None = None) -> dict[str, Any]:
     """Create the schema and load the dataset; return ``{"export_s", "copy_s", "index_s", "load_s", ...}``."""
     store = dataset.store
     csv_dir = csv_dir or tempfile.mkdtemp(prefix="gitaudit-bench-pg-")
     path = os.path.join(csv_dir, "audit_logs.csv")
     t0 = time.perf_counter()
-    with open(path, "wb") as f:
-        for chunk in store.client.raw_stream(EXPORT_SQL.replace("{table}", store.table).replace(" FORMAT CSV", ""),
-                                             fmt="CSV"):
-            f.write(chunk)
+    export_csv(store, path)
     export_s = time.perf_counter() - t0
     with conn.cursor() as cur:
         cur.execute(SCHEMA)
