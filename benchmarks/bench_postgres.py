@@ -173,8 +173,10 @@ def export_csv(store, path: str) -> None:
 
 def load(conn, dataset, csv_dir: str | None = None) -> dict[str, Any]:
     """Create the schema and load the dataset; return ``{"export_s", "copy_s", "index_s", "load_s", ...}``."""
+    if csv_dir is None:
+        with tempfile.TemporaryDirectory(prefix="gitaudit-bench-pg-") as tmp:
+            return load(conn, dataset, tmp)
     store = dataset.store
-    csv_dir = csv_dir or tempfile.mkdtemp(prefix="gitaudit-bench-pg-")
     path = os.path.join(csv_dir, "audit_logs.csv")
     t0 = time.perf_counter()
     export_csv(store, path)

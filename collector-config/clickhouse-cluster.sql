@@ -204,9 +204,75 @@ ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttri
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `HotAttributes` SETTINGS mutations_sync = 2;
 
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_vcs_ref_head_name` LowCardinality(String) MATERIALIZED LogAttributes['vcs.ref.head.name'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_vcs_ref_head_name` LowCardinality(String) MATERIALIZED LogAttributes['vcs.ref.head.name'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_git_ref_protected` LowCardinality(String) MATERIALIZED LogAttributes['git.ref.protected'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_git_ref_protected` LowCardinality(String) MATERIALIZED LogAttributes['git.ref.protected'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_git_push_forced` LowCardinality(String) MATERIALIZED LogAttributes['git.push.forced'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_git_push_forced` LowCardinality(String) MATERIALIZED LogAttributes['git.push.forced'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_git_push_deleted` LowCardinality(String) MATERIALIZED LogAttributes['git.push.deleted'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_git_push_deleted` LowCardinality(String) MATERIALIZED LogAttributes['git.push.deleted'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_git_ref_update_kind` LowCardinality(String) MATERIALIZED LogAttributes['git.ref.update.kind'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_git_ref_update_kind` LowCardinality(String) MATERIALIZED LogAttributes['git.ref.update.kind'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_user_roles` LowCardinality(String) MATERIALIZED LogAttributes['user.roles'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_user_roles` LowCardinality(String) MATERIALIZED LogAttributes['user.roles'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_error_type` LowCardinality(String) MATERIALIZED LogAttributes['error.type'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_error_type` LowCardinality(String) MATERIALIZED LogAttributes['error.type'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_client_address` LowCardinality(String) MATERIALIZED LogAttributes['client.address'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_client_address` LowCardinality(String) MATERIALIZED LogAttributes['client.address'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_conflict_type` LowCardinality(String) MATERIALIZED LogAttributes['conflict.type'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_conflict_type` LowCardinality(String) MATERIALIZED LogAttributes['conflict.type'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_conflict_resolution_method` LowCardinality(String) MATERIALIZED LogAttributes['conflict.resolution.method'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_conflict_resolution_method` LowCardinality(String) MATERIALIZED LogAttributes['conflict.resolution.method'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_conflict_validation_passed` LowCardinality(String) MATERIALIZED LogAttributes['conflict.validation.passed'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_conflict_validation_passed` LowCardinality(String) MATERIALIZED LogAttributes['conflict.validation.passed'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_security_event_type` LowCardinality(String) MATERIALIZED LogAttributes['security.event.type'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_security_event_type` LowCardinality(String) MATERIALIZED LogAttributes['security.event.type'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gdpr_purpose` LowCardinality(String) MATERIALIZED LogAttributes['gdpr.purpose'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gdpr_purpose` LowCardinality(String) MATERIALIZED LogAttributes['gdpr.purpose'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gdpr_legal_basis` LowCardinality(String) MATERIALIZED LogAttributes['gdpr.legal_basis'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gdpr_legal_basis` LowCardinality(String) MATERIALIZED LogAttributes['gdpr.legal_basis'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gdpr_data_category` LowCardinality(String) MATERIALIZED LogAttributes['gdpr.data.category'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gdpr_data_category` LowCardinality(String) MATERIALIZED LogAttributes['gdpr.data.category'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_audit_redacted_count` LowCardinality(String) MATERIALIZED LogAttributes['audit.redacted.count'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_audit_redacted_count` LowCardinality(String) MATERIALIZED LogAttributes['audit.redacted.count'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `Attr_vcs_ref_head_name`, MATERIALIZE COLUMN `Attr_git_ref_protected`, MATERIALIZE COLUMN `Attr_git_push_forced`, MATERIALIZE COLUMN `Attr_git_push_deleted`, MATERIALIZE COLUMN `Attr_git_ref_update_kind`, MATERIALIZE COLUMN `Attr_user_roles`, MATERIALIZE COLUMN `Attr_error_type`, MATERIALIZE COLUMN `Attr_client_address`, MATERIALIZE COLUMN `Attr_conflict_type`, MATERIALIZE COLUMN `Attr_conflict_resolution_method`, MATERIALIZE COLUMN `Attr_conflict_validation_passed`, MATERIALIZE COLUMN `Attr_security_event_type`, MATERIALIZE COLUMN `Attr_gdpr_purpose`, MATERIALIZE COLUMN `Attr_gdpr_legal_basis`, MATERIALIZE COLUMN `Attr_gdpr_data_category`, MATERIALIZE COLUMN `Attr_audit_redacted_count` SETTINGS mutations_sync = 2;
+
 CREATE TABLE IF NOT EXISTS `gitaudit`.`schema_migrations` ON CLUSTER `gitaudit`
 (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/gitaudit.schema_migrations', '{replica}')
 ORDER BY version;
 
-INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens'), (9, 'HotAttributes also holds audit.redacted.count');
+INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens'), (9, 'HotAttributes also holds audit.redacted.count'), (10, 'one LowCardinality column per hot attribute value');

@@ -61,7 +61,7 @@ from gitaudit.instrumentation import semconv as sc
 
 from .search import EventQuery, SearchError, build_where
 from .store.client import Store
-from .store.hot_attributes import attribute_map, attribute_sql
+from .store.hot_attributes import attribute_map, attribute_sql, hot_value_column
 from .timefmt import format_ns
 
 __all__ = [
@@ -178,7 +178,8 @@ def field_expression(field: str) -> tuple[str, str | None, dict[str, Any]]:
     key = field[len("attributes."):] if field.startswith("attributes.") else field
     if key and "." in field and _ATTR_KEY.match(key):
         m = attribute_map(key)
-        return (f"{m}[{{a_key:String}}]", f"has({m}.keys, {{a_key:String}})", {"a_key": key})
+        value = hot_value_column(key) or f"{m}[{{a_key:String}}]"
+        return (value, f"has({m}.keys, {{a_key:String}})", {"a_key": key})
     raise AnalyticsError(f"unknown field {field[:60]!r}: use one of {', '.join(FIELDS)}, "
                          "attributes.<key> or an attribute's full name (e.g. git.command)")
 

@@ -42,7 +42,7 @@ from .search import (
     validate_fields,
 )
 from .store.client import Store
-from .store.hot_attributes import HOT_COLUMN, HOT_COLUMN_EXPRESSION
+from .store.hot_attributes import HOT_COLUMNS_FROM_LOG_ATTRIBUTES
 from .store.schema import INSERT_COLUMNS
 
 __all__ = ["RestoreReport", "archive_source", "restore_archive", "search_archive", "union_events"]
@@ -60,7 +60,7 @@ def archive_source(archive: ArchiveTarget | None, organizations: list[str] | Non
                    name: str = "arc") -> tuple[str, dict[str, Any]] | None:
     """``(sql, params)`` of an ``s3()`` source over the objects of ``organizations``, or None when there are none.
 
-    The source also has the store's ``HotAttributes`` column (computed from
+    The source also has the store's ``HotAttributes`` and hot value columns (computed from
     ``LogAttributes`` as at insert), so a condition compiled for the store
     (:mod:`gitaudit.query.qlang_sql` reads hot keys from it) runs on archived
     objects unchanged.
@@ -70,7 +70,7 @@ def archive_source(archive: ArchiveTarget | None, organizations: list[str] | Non
     if not archive.data_keys(organizations):
         return None
     sql, params = archive.s3_source(archive.glob_for(organizations), name)
-    return f"(SELECT *, {HOT_COLUMN_EXPRESSION} AS {HOT_COLUMN} FROM {sql})", params
+    return f"(SELECT *, {HOT_COLUMNS_FROM_LOG_ATTRIBUTES} FROM {sql})", params
 
 
 def _union_sql(store: Store, source: tuple[str, dict[str, Any]] | None, where: str, include_store: bool) -> str:

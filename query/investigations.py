@@ -355,7 +355,10 @@ def _off_hours(ctx: _Ctx) -> list[dict[str, Any]]:
                   an_wd=list(cfg.work_days))
     rows = ctx.store.query(
         "SELECT OrgId, UserId, toDate(Timestamp, {an_tz:String}) AS day, count(), "
-        f"groupArraySorted({MAX_EVIDENCE})(({_TS}, Uid)), groupUniqArrayIf(20)(Repository, Repository != '') "
+        # arraySort(groupArray) then slice: 2x faster here than groupArraySorted over (ts, uid) tuples, whose
+        # generic tuple comparison dominates; memory is one user's off-hours events of one day.
+        f"arraySlice(arraySort(groupArray(({_TS}, Uid))), 1, {MAX_EVIDENCE}), "
+        "groupUniqArrayIf(20)(Repository, Repository != '') "
         f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} AND UserId != '' "
         "AND (toDayOfWeek(Timestamp, 0, {an_tz:String}) NOT IN {an_wd:Array(UInt8)} "
         "OR toHour(Timestamp, {an_tz:String}) < {an_from:UInt8} "

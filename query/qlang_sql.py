@@ -6,9 +6,11 @@ attribute key is a server-side bound parameter (``LogAttributes[{qp0:String}]
 
 Semantics:
 
-* attribute and alias values are compared exactly (case-sensitive); a key of
-  :data:`~gitaudit.query.store.hot_attributes.HOT_ATTRIBUTE_KEYS` is read from
-  the small ``HotAttributes`` column (same values), any other from ``LogAttributes``;
+* attribute and alias values are compared exactly (case-sensitive); the value
+  of a key of :data:`~gitaudit.query.store.hot_attributes.HOT_ATTRIBUTE_KEYS`
+  is read from its own column (same values, a fixed column name chosen from
+  that table, never from input) and its presence from ``HotAttributes``; any
+  other key from ``LogAttributes``;
 * a missing attribute is not an empty one: ``key:""`` is
   ``has(LogAttributes.keys, key) AND LogAttributes[key] = ''`` (``has`` on the
   ``keys`` subcolumn reads only the keys, not the values: 6x faster than
@@ -53,7 +55,7 @@ import re
 from typing import Any
 
 from .qlang import And, FieldSpec, Filter, Node, Not, Or, Text
-from .store.hot_attributes import attribute_map
+from .store.hot_attributes import attribute_map, hot_value_column
 from .store.schema import ID_TOKEN_PATTERN
 
 #: Columns the compiler may name (the alias targets); nothing else reaches SQL text.
@@ -228,9 +230,13 @@ class SqlCompiler:
             return f"has({attribute_map(spec.attr)}.keys, {self._p(spec.attr, 'String')})"
         return f"{spec.column} != ''"
 
+    def _value(self, key: str) -> str:
+        """SQL of attribute ``key``'s value: its hot value column (a fixed name), else the map with the key bound."""
+        return hot_value_column(key) or f"LogAttributes[{self._p(key, 'String')}]"
+
     def _expr(self, spec: FieldSpec) -> str:
         if spec.column is None:
-            return f"{attribute_map(spec.attr)}[{self._p(spec.attr, 'String')}]"
+            return self._value(spec.attr)
         if spec.column not in _ALLOWED_COLUMNS:  # pragma: no cover - FieldSpecs come from qlang
             raise ValueError(f"column not allowed: {spec.column!r}")
         return spec.column
@@ -244,7 +250,7 @@ class SqlCompiler:
         if f.numeric:
             value = self._p(float(f.value), "Float64")
             if spec.column is None:
-                expr = f"toFloat64OrNull({attribute_map(spec.attr)}[{self._p(spec.attr, 'String')}])"
+                expr = f"toFloat64OrNull({self._value(spec.attr)})"
                 return f"ifNull({expr} {_SQL_OP[f.op]} {value}, 0)"
             cond = f"{spec.column} {_SQL_OP[f.op]} {value}"
             present = self._present(spec)

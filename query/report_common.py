@@ -72,9 +72,13 @@ def attr(key: str) -> str:
     return attribute_sql(key)
 
 
-def roles_expr() -> str:
-    """SQL: the ``user.roles`` attribute as ``Array(String)`` (JSON array or one plain value; [] when absent)."""
-    v = attr(sc.USER_ROLES)
+def roles_expr(value: str | None = None) -> str:
+    """SQL: the ``user.roles`` attribute as ``Array(String)`` (JSON array or one plain value; [] when absent).
+
+    Args:
+        value: SQL of the attribute's text (default: read from the event, :func:`attr`).
+    """
+    v = value or attr(sc.USER_ROLES)
     return (f"if(startsWith({v}, '['), JSONExtract({v}, 'Array(String)'), "
             f"if({v} = '', CAST([] AS Array(String)), [{v}]))")
 

@@ -103,6 +103,7 @@ def _repository_access(ctx: ReportContext) -> dict[str, Any]:
 
 
 def _users(ctx: ReportContext, lookback_days: int) -> dict[str, Any]:
+    """Active, new and removed users from one scan: per (organization, user) first/last time and counts."""
     where, params = ctx.where(start_ns=None)
     params.update(r_start=ctx.start_ns, r_back=max(0, ctx.start_ns - lookback_days * NS_PER_DAY))
     base = (f"SELECT OrgId AS o, UserId AS u, min({TS}) AS f_ts, max({TS}) AS l_ts, "
@@ -110,14 +111,16 @@ def _users(ctx: ReportContext, lookback_days: int) -> dict[str, Any]:
             "countIf(Timestamp < fromUnixTimestamp64Nano({r_start:Int64}) "
             "AND Timestamp >= fromUnixTimestamp64Nano({r_back:Int64})) AS before "
             f"FROM {{table}} WHERE {where} AND {NOT_AUDIT_READ} AND UserId != '' GROUP BY o, u")
-    active = ctx.query(f"SELECT countIf(n > 0) FROM ({base})", params)[0][0]
-    new, new_total = listing(ctx, f"SELECT o, u, f_ts FROM ({base}) WHERE n > 0 "
-                             "AND f_ts >= {r_start:Int64}", params,
-                             ["organization", "user", "first_seen"], "organization, user", times=("first_seen",))
-    gone, gone_total = listing(ctx, f"SELECT o, u, l_ts FROM ({base}) WHERE n = 0 AND before > 0", params,
-                               ["organization", "user", "last_seen"], "organization, user", times=("last_seen",))
-    return {"active_users": int(active), "new_users": new, "new_users_total": new_total,
-            "removed_users": gone, "removed_users_total": gone_total, "lookback_days": lookback_days}
+    is_new, is_gone = "n > 0 AND f_ts >= {r_start:Int64}", "n = 0 AND before > 0"
+    active, new_total, new, gone_total, gone = ctx.query(
+        f"SELECT countIf(n > 0), countIf({is_new}), arraySlice(arraySort(groupArrayIf((o, u, f_ts), {is_new})), "
+        f"1, {MAX_ROWS}), countIf({is_gone}), arraySlice(arraySort(groupArrayIf((o, u, l_ts), {is_gone})), "
+        f"1, {MAX_ROWS}) FROM ({base})", params)[0]
+    return {"active_users": int(active),
+            "new_users": [{"organization": o, "user": u, "first_seen": fmt_ns(ts)} for o, u, ts in new],
+            "new_users_total": int(new_total),
+            "removed_users": [{"organization": o, "user": u, "last_seen": fmt_ns(ts)} for o, u, ts in gone],
+            "removed_users_total": int(gone_total), "lookback_days": lookback_days}
 
 
 def _access_by_role(ctx: ReportContext) -> dict[str, Any]:
@@ -144,11 +147,17 @@ def _access_by_role(ctx: ReportContext) -> dict[str, Any]:
             r["rows_read"] += int(n_rows)
     audit_log = [{**r, "readers": len(r["readers"])} for _, r in sorted(by_role.items())]
     where, params = ctx.where()
+    # Group by the raw attribute first (few distinct values), then expand the roles of each
+    # group and merge the exact distinct-count states: one JSON parse per group, not per event.
+    raw = attr(sc.USER_ROLES)
+    roles = roles_expr("raw")
     git, _ = listing(
         ctx,
-        f"SELECT role, uniqExact(OrgId, UserId), count(), uniqExactIf((OrgId, Repository), Repository != '') "
-        f"FROM {{table}} ARRAY JOIN if(empty({roles_expr()}), ['(no role recorded)'], {roles_expr()}) AS role "
-        f"WHERE {where} AND {NOT_AUDIT_READ} AND UserId != '' GROUP BY role",
+        "SELECT role, uniqExactMerge(users), sum(events), uniqExactMerge(repositories) FROM ("
+        f"SELECT {raw} AS raw, uniqExactState(OrgId, UserId) AS users, count() AS events, "
+        "uniqExactStateIf((OrgId, Repository), Repository != '') AS repositories "
+        f"FROM {{table}} WHERE {where} AND {NOT_AUDIT_READ} AND UserId != '' GROUP BY raw) "
+        f"ARRAY JOIN if(empty({roles}), ['(no role recorded)'], {roles}) AS role GROUP BY role",
         params, ["role", "users", "events", "repositories"], "role")
     return {"access_by_role": {"audit_log": audit_log, "git": git}, "audit_log_readers": readers[:MAX_ROWS],
             "audit_log_readers_total": len(readers)}

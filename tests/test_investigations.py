@@ -139,6 +139,18 @@ def test_off_hours_in_the_configured_zone(store):
     assert all(a["severity"] == "low" for a in found)
 
 
+def test_off_hours_evidence_is_the_oldest_hundred_with_the_full_count(store):
+    """A busy off-hours day lists its oldest MAX_EVIDENCE uids in time order and counts every event."""
+    from gitaudit.query.investigations import MAX_EVIDENCE
+
+    base = utc(2026, 10, 30, 19)  # Fri 20:00 local
+    n = MAX_EVIDENCE + 7
+    insert(store, [ev(f"b{i:03d}", base + i * NS, "git.fetch", user__id="night") for i in reversed(range(n))])
+    (found,) = _run(store, "off_hours")
+    assert found["evidence_count"] == n and found["time_ns"] == base
+    assert found["evidence_uids"] == [f"b{i:03d}" for i in range(MAX_EVIDENCE)]
+
+
 def test_failure_burst_by_user_and_by_repository(store):
     """>= 5 failures within 10 minutes by a user or on a repository fire; spread, fewer or successes don't."""
     t = NOON

@@ -29,8 +29,11 @@ def test_schema_has_exactly_the_collector_columns_and_types(store):
     ordinary = [(n, t) for n, t, kind in rows if kind in ("", "DEFAULT")]
     assert ordinary == list(COLLECTOR_COLUMNS)
     materialized = {n for n, _, kind in rows if kind == "MATERIALIZED"}
+    from gitaudit.query.store.hot_attributes import HOT_VALUE_COLUMNS
+
     assert materialized == {"OrgId", "UserId", "Outcome", "Repository", "Uid", "DurationMs", "ObservedInsertTime",
-                            "HotAttributes"}
+                            "HotAttributes", *HOT_VALUE_COLUMNS.values()}
+    assert len(HOT_VALUE_COLUMNS) == 16 and HOT_VALUE_COLUMNS["vcs.ref.head.name"] == "Attr_vcs_ref_head_name"
 
 
 def test_sort_key_and_partitioning(store):
@@ -66,7 +69,7 @@ def test_migrations_6_and_7_convert_an_existing_table_keeping_its_values(chdb_ds
         assert apply_migrations(store, old) == [1, 2, 3, 4, 5]
         store.insert_rows([_row("u1", **{"user.id": "alice", "vcs.repository.name": "org/app"}),
                            _row("u2", **{"vcs.repository.url.full": "https://h/x.git"})])
-        assert apply_migrations(store) == [6, 7, 8, 9]
+        assert apply_migrations(store) == [6, 7, 8, 9, 10]
         index = store.query("SELECT expr, type_full FROM system.data_skipping_indices WHERE database = {db:String} "
                             "AND table = 'otel_logs' AND name = 'idx_attr_values'", {"db": db})
         assert "replaceRegexpAll" in index[0][1]  # rebuilt without identifier tokens
@@ -79,6 +82,9 @@ def test_migrations_6_and_7_convert_an_existing_table_keeping_its_values(chdb_ds
         parts = store.query("SELECT count() FROM system.parts_columns WHERE database = {db:String} AND active "
                             "AND table = 'otel_logs' AND column = 'HotAttributes'", {"db": db})
         assert parts[0][0] >= 1  # materialized on disk for the old rows, not computed at read time
+        parts = store.query("SELECT count() FROM system.parts_columns WHERE database = {db:String} AND active "
+                            "AND table = 'otel_logs' AND column = 'Attr_user_roles'", {"db": db})
+        assert parts[0][0] >= 1
     finally:
         store.command(f"DROP DATABASE IF EXISTS `{db}`")
 
@@ -96,11 +102,18 @@ def test_hot_attributes_hold_exactly_the_hot_keys_with_the_same_values(store):
     rows = dict(store.query(f"SELECT Uid, HotAttributes FROM {store.table}"))
     assert rows == {"h1": {"vcs.ref.head.name": "main", "git.push.forced": "true", "user.roles": "",
                            "client.address": "203.0.113.9", "audit.redacted.count": "2"}, "h2": {}}
-    assert attribute_sql("vcs.ref.head.name") == "HotAttributes['vcs.ref.head.name']"
+    assert attribute_sql("vcs.ref.head.name") == "Attr_vcs_ref_head_name"
     assert attribute_sql("vcs.ref.head.revision") == "LogAttributes['vcs.ref.head.revision']"
     assert "vcs.ref.head.revision" not in HOT_ATTRIBUTE_KEYS
+    # every hot value column equals the map lookup on every row, present or absent
+    values = [attribute_sql(k) for k in HOT_ATTRIBUTE_KEYS]
+    got = store.query(f"SELECT Uid, [{', '.join(values)}], "
+                      f"[{', '.join(repr(k).join(['LogAttributes[', ']']) for k in HOT_ATTRIBUTE_KEYS)}] "
+                      f"FROM {store.table} ORDER BY Uid")
+    assert [(u, a == b) for u, a, b in got] == [("h1", True), ("h2", True)]
+    assert got[0][1][HOT_ATTRIBUTE_KEYS.index("client.address")] == "203.0.113.9"
     sql, params = compile_where(parse('vcs.ref.head.name:main user.roles:"" -exists:git.push.deleted', 0))
-    assert "HotAttributes[" in sql and "has(HotAttributes.keys" in sql and "LogAttributes" not in sql
+    assert "Attr_vcs_ref_head_name = " in sql and "has(HotAttributes.keys" in sql and "LogAttributes" not in sql
     assert [r[0] for r in store.query(f"SELECT Uid FROM {store.table} WHERE {sql}", params)] == ["h1"]
     with pytest.raises(ValueError, match="quotes"):
         attribute_sql("x'y")

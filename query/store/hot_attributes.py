@@ -17,9 +17,20 @@ Same semantics by construction: ``HotAttributes[k]`` equals
 :func:`attribute_map` / :func:`attribute_sql` to pick the column and nothing
 else changes. Rows stored before the migration get the column by
 ``MATERIALIZE COLUMN``.
+
+Migration 10: one ``LowCardinality(String)`` column per hot key
+(:data:`HOT_VALUE_COLUMNS`, e.g. ``Attr_vcs_ref_head_name``), MATERIALIZED as
+``LogAttributes[k]`` (``''`` when absent, exactly what a map lookup returns).
+Looking a key up in a map compares keys row by row; a column is read as it is.
+Measured at 1M events: the protected-ref filter 130 -> 31 ms, a ref name read
+112 -> 52 ms, for about 2 bytes per event in all (README, Performance).
+:func:`attribute_sql` reads values from these columns; presence
+(``has(HotAttributes.keys, k)``) still comes from ``HotAttributes``.
 """
 
 from __future__ import annotations
+
+import re
 
 from gitaudit.instrumentation import semconv as sc
 
@@ -56,17 +67,49 @@ HOT_KEYS_CHANGED_STATEMENTS: tuple[str, ...] = (
 )
 
 
+def _value_column(key: str) -> str:
+    return "Attr_" + re.sub(r"[^A-Za-z0-9]", "_", key)
+
+
+#: Hot key -> its MATERIALIZED value column (migration 10).
+HOT_VALUE_COLUMNS: dict[str, str] = {k: _value_column(k) for k in HOT_ATTRIBUTE_KEYS}
+assert len(set(HOT_VALUE_COLUMNS.values())) == len(HOT_VALUE_COLUMNS), "hot keys must map to distinct columns"
+
+#: Every column this module adds, for SELECTs that name them next to ``*`` (MATERIALIZED columns are not in ``*``).
+HOT_COLUMNS_SQL = ", ".join([HOT_COLUMN, *HOT_VALUE_COLUMNS.values()])
+
+#: ``expression AS column`` for every added column, computed from ``LogAttributes`` (archived rows read back).
+HOT_COLUMNS_FROM_LOG_ATTRIBUTES = ", ".join(
+    [f"{HOT_COLUMN_EXPRESSION} AS {HOT_COLUMN}",
+     *(f"toLowCardinality(LogAttributes['{k}']) AS {c}" for k, c in HOT_VALUE_COLUMNS.items())])
+
+#: Migration 10 statements: the value columns, then computed for stored rows in one mutation.
+HOT_VALUE_COLUMN_STATEMENTS: tuple[str, ...] = (
+    *(f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} ADD COLUMN IF NOT EXISTS `{c}` LowCardinality(String) "
+      f"MATERIALIZED LogAttributes['{k}'] CODEC(ZSTD(1))" for k, c in HOT_VALUE_COLUMNS.items()),
+    f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} "
+    + ", ".join(f"MATERIALIZE COLUMN `{c}`" for c in HOT_VALUE_COLUMNS.values())
+    + " SETTINGS mutations_sync = 2",
+)
+
+
+def hot_value_column(key: str) -> str | None:
+    """The MATERIALIZED column holding attribute ``key``'s value (``''`` when absent), or None if not hot."""
+    return HOT_VALUE_COLUMNS.get(key)
+
+
 def attribute_map(key: str) -> str:
     """The map column to read attribute ``key`` from: ``HotAttributes`` for a hot key, else ``LogAttributes``."""
     return HOT_COLUMN if key in _HOT else "LogAttributes"
 
 
 def attribute_sql(key: str) -> str:
-    """SQL reading attribute ``key`` (a code constant, never user input) from the cheapest map column.
+    """SQL reading attribute ``key`` (a code constant, never user input): its value column if hot, else the map.
 
     Raises:
         ValueError: ``key`` contains a quote or backslash (keys come from code, this guards mistakes).
     """
     if "'" in key or "\\" in key:
         raise ValueError("attribute keys come from code and never contain quotes")
-    return f"{attribute_map(key)}['{key}']"
+    column = HOT_VALUE_COLUMNS.get(key)
+    return column if column else f"LogAttributes['{key}']"
