@@ -432,8 +432,8 @@ def conflict_stats(store: Store, *, allowed_orgs: list[str] | None, start_ns: in
         f"SELECT {attribute_sql(sc.CONFLICT_RESOLUTION_METHOD)} AS m, count() AS c, "
         f"countIf(Outcome = 'success') FROM {store.table} WHERE {where} AND EventName = {{a_res:String}} "
         "GROUP BY m ORDER BY c DESC, m", params)
-    pairs = _conflict_pairs(store, where, params)
-    times = sorted((r - d) / NS_PER_MS for _, d, r in pairs if r is not None)
+    detections, durations = _conflict_pairs(store, where, params)
+    times = sorted(d / NS_PER_MS for d in durations)
     attempts = sum(int(c) for _, c, _ in by_method)
     successes = sum(int(s) for _, _, s in by_method)
     return {
@@ -445,7 +445,7 @@ def conflict_stats(store: Store, *, allowed_orgs: list[str] | None, start_ns: in
         "by_method": [{"method": m, "attempts": int(c), "successes": int(s), "success_rate": _rate(int(s), int(c))}
                       for m, c, s in by_method],
         "resolved": len(times),
-        "unresolved": len(pairs) - len(times),
+        "unresolved": detections - len(times),
         "mean_time_to_resolve_ms": round(sum(times) / len(times), 3) if times else None,
         "median_time_to_resolve_ms": _median(times),
         "max_time_to_resolve_ms": times[-1] if times else None,
@@ -459,11 +459,12 @@ def _median(values: list[float]) -> float | None:
     return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def _conflict_pairs(store: Store, where: str, params: dict[str, Any]) -> list[tuple[str, int, int | None]]:
-    """``(detected_uid, detected_ns, resolved_ns or None)`` for each ``conflict.detected`` in range.
+def _conflict_pairs(store: Store, where: str, params: dict[str, Any]) -> tuple[int, list[int]]:
+    """``(detections in range, [ns from detection to its resolution for each resolved one])``.
 
     Two joins, each on equality keys only (organization + link, organization +
-    job + path), then the earliest success at or after the detection.
+    job + path), then the earliest success at or after the detection by either;
+    merged in SQL, so only the resolved durations reach Python.
     """
     link, job, path = sc.CONFLICT_DETECTED_UID, sc.AUDIT_JOB_ID, sc.CONFLICT_FILE_PATH
     detections = (f"SELECT OrgId AS org, Uid AS duid, toUnixTimestamp64Nano(Timestamp) AS dts, "
@@ -472,20 +473,20 @@ def _conflict_pairs(store: Store, where: str, params: dict[str, Any]) -> list[tu
     successes = (f"SELECT OrgId AS org, toUnixTimestamp64Nano(Timestamp) AS rts, LogAttributes['{link}'] AS lk, "
                  f"LogAttributes['{job}'] AS job, LogAttributes['{path}'] AS path FROM {store.table} "
                  f"WHERE {where} AND EventName = {{a_res:String}} AND Outcome = 'success'")
-    by_link = store.query(
-        f"SELECT d.duid, d.dts, minIf(r.rts, r.rts >= d.dts), countIf(r.rts >= d.dts) "
-        f"FROM ({detections}) AS d LEFT JOIN ({successes} AND lk != '') AS r "
-        "ON r.org = d.org AND r.lk = d.duid GROUP BY d.duid, d.dts", params)
-    by_job = store.query(
-        f"SELECT d.duid, minIf(r.rts, r.rts >= d.dts), countIf(r.rts >= d.dts) "
-        f"FROM ({detections} AND job != '') AS d INNER JOIN ({successes} AND lk = '' AND job != '') AS r "
-        "ON r.org = d.org AND r.job = d.job AND r.path = d.path GROUP BY d.duid", params)
-    job_t = {uid: int(t) for uid, t, n in by_job if int(n)}
-    out = []
-    for uid, dts, t, n in by_link:
-        cands = ([int(t)] if int(n) else []) + ([job_t[uid]] if uid in job_t else [])
-        out.append((uid, int(dts), min(cands) if cands else None))
-    return out
+    by_link = (f"SELECT d.duid AS duid, d.dts AS dts, "
+               "if(countIf(r.rts >= d.dts) > 0, minIf(r.rts, r.rts >= d.dts), NULL) AS t "
+               f"FROM ({detections}) AS d LEFT JOIN ({successes} AND lk != '') AS r "
+               "ON r.org = d.org AND r.lk = d.duid GROUP BY d.duid, d.dts")
+    by_job = (f"SELECT d.duid AS duid, minIf(r.rts, r.rts >= d.dts) AS t "
+              f"FROM ({detections} AND job != '') AS d INNER JOIN ({successes} AND lk = '' AND job != '') AS r "
+              "ON r.org = d.org AND r.job = d.job AND r.path = d.path GROUP BY d.duid "
+              "HAVING countIf(r.rts >= d.dts) > 0")
+    n, durations = store.query(
+        "SELECT count(), groupArrayIf(assumeNotNull(t) - dts, t IS NOT NULL) FROM ("
+        "SELECT l.dts AS dts, multiIf(l.t IS NULL, j.t, j.t IS NULL, l.t, least(l.t, j.t)) AS t "
+        f"FROM ({by_link}) AS l LEFT JOIN ({by_job}) AS j ON j.duid = l.duid) "
+        "SETTINGS join_use_nulls = 1", params)[0]
+    return int(n), [int(d) for d in durations]
 
 
 def claude_usage(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
@@ -508,22 +509,30 @@ def claude_usage(store: Store, *, allowed_orgs: list[str] | None, start_ns: int,
                f"sum(toUInt64OrZero(LogAttributes['{sc.GEN_AI_USAGE_INPUT_TOKENS}'])) AS input_tokens, "
                f"sum(toUInt64OrZero(LogAttributes['{sc.GEN_AI_USAGE_OUTPUT_TOKENS}'])) AS output_tokens, "
                f"sum(toDecimal128OrZero(LogAttributes['{sc.GEN_AI_USAGE_COST_USD}'], 9)) AS cost")
-    base = f"FROM {store.table} WHERE {where} AND EventName = {{a_claude:String}}"
-
-    def rows(key_sql: str, order: str, limited: bool) -> list[tuple]:
-        lim = " LIMIT {a_limit:UInt32}" if limited else ""
-        return store.query(f"SELECT {key_sql} AS k, {metrics} {base} GROUP BY k ORDER BY {order}{lim}", params)
+    # One scan: GROUPING SETS gives the total and the three breakdowns; grouping() (SQL-standard
+    # bits: 1 = rolled up) tells which set a row belongs to. Ordering and limits are applied here.
+    rows = store.query(
+        f"SELECT {_MODEL_SQL} AS m, UserId AS u, toDate(Timestamp, {{a_tz:String}}) AS d, grouping(m, u, d) AS g, "
+        f"{metrics} FROM {store.table} WHERE {where} AND EventName = {{a_claude:String}} "
+        "GROUP BY GROUPING SETS ((), (m), (u), (d)) SETTINGS force_grouping_standard_compatibility = 1", params)
+    sets: dict[int, list[tuple]] = {0b111: [], 0b011: [], 0b101: [], 0b110: []}
+    for m, u, d, g, *values in rows:
+        sets[int(g)].append(({0b011: m, 0b101: u, 0b110: d}.get(int(g), ""), *values))
 
     def counters(r: tuple) -> dict[str, Any]:
         return {"requests": int(r[1]), "failures": int(r[2]), "input_tokens": int(r[3]),
                 "output_tokens": int(r[4]), "cost_usd": float(r[5])}
 
-    total = store.query(f"SELECT '' AS k, {metrics} {base}", params)[0]
+    def ranked(group: list[tuple]) -> list[tuple]:
+        """Largest cost first, then most requests, then key; at most ``limit`` rows."""
+        return sorted(group, key=lambda r: (-r[5], -int(r[1]), r[0]))[:_limit(limit)]
+
+    total = sets[0b111][0] if sets[0b111] else ("", 0, 0, 0, 0, 0)
     return {
         **counters(total),
-        "by_model": [{"model": r[0], **counters(r)} for r in rows(_MODEL_SQL, "cost DESC, requests DESC, k", True)],
-        "by_user": [{"user": r[0], **counters(r)} for r in rows("UserId", "cost DESC, requests DESC, k", True)],
-        "by_day": [{"day": str(r[0]), **counters(r)} for r in rows("toDate(Timestamp, {a_tz:String})", "k", False)],
+        "by_model": [{"model": r[0], **counters(r)} for r in ranked(sets[0b011])],
+        "by_user": [{"user": r[0], **counters(r)} for r in ranked(sets[0b101])],
+        "by_day": [{"day": str(r[0]), **counters(r)} for r in sorted(sets[0b110], key=lambda r: r[0])],
     }
 
 

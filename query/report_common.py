@@ -173,7 +173,8 @@ class ReportContext:
 
 
 def listing(ctx: ReportContext, select_sql: str, params: dict[str, Any], names: list[str], order: str,
-            times: tuple[str, ...] = (), limit: int = MAX_ROWS) -> tuple[list[dict[str, Any]], int]:
+            times: tuple[str, ...] = (), limit: int = MAX_ROWS,
+            total: int | None = None) -> tuple[list[dict[str, Any]], int]:
     """Run a (grouping) SELECT, keep its first ``limit`` rows in ``order``, and count all of them.
 
     A plain SELECT (no GROUP BY, no window) runs as two queries: ``count()``
@@ -186,6 +187,7 @@ def listing(ctx: ReportContext, select_sql: str, params: dict[str, Any], names: 
         select_sql: a SELECT whose columns are ``names`` in order (``{table}`` is replaced).
         order: ORDER BY over those names, e.g. ``"count DESC, user"`` (turned into column positions).
         times: names holding Unix ns to turn into RFC 3339 text.
+        total: the row count of a plain SELECT when the caller already counted it (saves a scan).
 
     Returns:
         ``(rows as dicts, total rows before the cap)``.
@@ -202,8 +204,9 @@ def listing(ctx: ReportContext, select_sql: str, params: dict[str, Any], names: 
         rows = [r[:-1] for r in rows]
     else:
         rows = ctx.query(f"SELECT * FROM ({select_sql}) ORDER BY {', '.join(terms)} LIMIT {int(limit)}", params)
-        total = len(rows) if len(rows) < limit else \
-            int(ctx.query(f"SELECT count() FROM ({select_sql})", params)[0][0])
+        if total is None:
+            total = len(rows) if len(rows) < limit else \
+                int(ctx.query(f"SELECT count() FROM ({select_sql})", params)[0][0])
     out = []
     for r in rows:
         d = dict(zip(names, r, strict=True))

@@ -209,6 +209,10 @@ def cc7_monitoring(ctx: ReportContext) -> dict[str, Any]:
     rt = attr(sc.SECURITY_EVENT_RESPONSE_TIME_MS)
     listed_where = (f"{where} AND {t} NOT IN {{r_routine:Array(String)}} "
                     f"AND NOT ({t} = '{_SEC.VERIFY}' AND Outcome = 'success')")
+    handling = ctx.query(
+        f"SELECT count(), countIf({rt} != ''), avgIf(toFloat64OrZero({rt}), {rt} != ''), "
+        f"maxIf(toFloat64OrZero({rt}), {rt} != ''), "
+        f"countIf({attr(sc.SECURITY_EVENT_REMEDIATION_STEPS)} != '') FROM {{table}} WHERE {listed_where}", params)[0]
     events, events_total = listing(
         ctx,
         f"SELECT {TS}, Uid, OrgId, {t}, {attr(sc.SECURITY_EVENT_SEVERITY)}, Outcome, "
@@ -217,11 +221,7 @@ def cc7_monitoring(ctx: ReportContext) -> dict[str, Any]:
         f"substring(Body, 1, 300) FROM {{table}} WHERE {listed_where}",
         params, ["time", "uid", "organization", "type", "severity", "outcome", "detection_method",
                  "response_time_ms", "remediation_steps", "affected_systems", "user", "summary"],
-        "time, uid", times=("time",))
-    handling = ctx.query(
-        f"SELECT count(), countIf({rt} != ''), avgIf(toFloat64OrZero({rt}), {rt} != ''), "
-        f"maxIf(toFloat64OrZero({rt}), {rt} != ''), "
-        f"countIf({attr(sc.SECURITY_EVENT_REMEDIATION_STEPS)} != '') FROM {{table}} WHERE {listed_where}", params)[0]
+        "time, uid", times=("time",), total=int(handling[0]))
     n, with_rt, mean_rt, max_rt, with_rem = handling
     return {
         "anomalies_total": len(found["anomalies"]), "anomalies_truncated": bool(found["truncated"]),
@@ -374,6 +374,9 @@ def delivery(ctx: ReportContext) -> dict[str, Any]:
     t = attr(sc.SECURITY_EVENT_TYPE)
     cond = f"{where} AND {t} IN ({{r_gap:String}}, {{r_overflow:String}})"
     dur = attr(sc.AUDIT_GAP_DURATION_MS)
+    gaps, overflows, duration = ctx.query(
+        f"SELECT countIf({t} = {{r_gap:String}}), countIf({t} = {{r_overflow:String}}), "
+        f"sum(toFloat64OrZero({dur})) FROM {{table}} WHERE {cond}", params)[0]
     rows, total = listing(
         ctx,
         f"SELECT {TS}, Uid, OrgId, {t}, ServiceName, ResourceAttributes['host.name'], "
@@ -382,10 +385,8 @@ def delivery(ctx: ReportContext) -> dict[str, Any]:
         f"if({attr(sc.AUDIT_SPOOL_DROPPED_COUNT)} = '', NULL, toInt64OrNull({attr(sc.AUDIT_SPOOL_DROPPED_COUNT)})) "
         f"FROM {{table}} WHERE {cond}",
         params, ["time", "uid", "organization", "type", "service", "host", "source", "gap_start", "gap_end",
-                 "duration_ms", "dropped_records"], "time, uid", times=("time", "gap_start", "gap_end"))
-    gaps, overflows, duration = ctx.query(
-        f"SELECT countIf({t} = {{r_gap:String}}), countIf({t} = {{r_overflow:String}}), "
-        f"sum(toFloat64OrZero({dur})) FROM {{table}} WHERE {cond}", params)[0]
+                 "duration_ms", "dropped_records"], "time, uid", times=("time", "gap_start", "gap_end"),
+        total=int(gaps) + int(overflows))
     return {"gaps_occurred": bool(gaps or overflows), "gap_events": int(gaps), "spool_overflow_events": int(overflows),
             "gap_duration_ms": float(duration), "events": rows, "events_total": total}
 

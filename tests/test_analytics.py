@@ -256,6 +256,15 @@ def test_usage_metrics_equal_python(seeded, data):
     assert {d.pop("day"): d for d in c["by_day"]} == {k: totals(v) for k, v in by_day.items()}
 
 
+def test_claude_usage_with_no_requests_is_all_zero(store):
+    """A period or organization without claude.request events gives zero counters and empty breakdowns."""
+    from gitaudit.query import analytics as an
+
+    got = an.claude_usage(store, allowed_orgs=["nobody"], start_ns=T0, end_ns=END, tz="Europe/Berlin")
+    assert got == {"requests": 0, "failures": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
+                   "by_model": [], "by_user": [], "by_day": []}
+
+
 def test_conflict_statistics(store):
     """By type, by method, success rate, and time to resolve linked by detected uid or by job id + file path."""
     s = T0
