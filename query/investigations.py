@@ -308,8 +308,8 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
         daily.setdefault((org, user), {})[day] = int(full)
     out = []
     for org, user, day, _full, in_window, evidence, repos in rows:
-        if not evidence:
-            continue
+        if not evidence or in_window <= cfg.clone_burst_min:
+            continue  # the threshold is at least clone_burst_min: no baseline needed to rule this day out
         history = daily[(org, user)]
         baseline = [history.get(day - timedelta(days=i), 0) for i in range(1, cfg.clone_baseline_days + 1)]
         median = statistics.median(baseline)
@@ -377,17 +377,23 @@ def _failure_burst(ctx: _Ctx) -> list[dict[str, Any]]:
     cfg = ctx.config
     n, span_ns = cfg.failure_burst_count, cfg.failure_burst_minutes * 60 * NS_PER_S
     out: list[dict[str, Any]] = []
-    for subject, column in (("user", "UserId"), ("repository", "Repository")):
-        params = ctx.params()
-        params.update(an_n=n, an_span=span_ns)
-        rows = ctx.store.query(
-            f"SELECT OrgId, {column} AS s, arraySort(groupArray(({_TS}, Uid, EventName, UserId, Repository))) AS f "
-            f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} "
-            f"AND Outcome = 'failure' AND {column} != '' GROUP BY OrgId, s "
-            "HAVING count() >= {an_n:UInt32} AND arrayExists(i -> i + {an_n:UInt32} - 1 <= length(f) "
-            "AND f[i + {an_n:UInt32} - 1].1 - f[i].1 <= {an_span:Int64}, arrayEnumerate(f)) "
-            "ORDER BY OrgId, s", params)
-        for org, value, failures in rows:
+    params = ctx.params()
+    params.update(an_n=n, an_span=span_ns)
+    # One scan for both subjects: GROUPING SETS groups the failures by user and by repository
+    # (grouping() bits, SQL standard: 1 = rolled up; 1 = the user set, 2 = the repository set).
+    rows = ctx.store.query(
+        f"SELECT OrgId, UserId, Repository, grouping(UserId, Repository) AS g, "
+        f"arraySort(groupArray(({_TS}, Uid, EventName, UserId, Repository))) AS f "
+        f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} "
+        "AND Outcome = 'failure' AND (UserId != '' OR Repository != '') "
+        "GROUP BY GROUPING SETS ((OrgId, UserId), (OrgId, Repository)) "
+        "HAVING ((g = 1 AND UserId != '') OR (g = 2 AND Repository != '')) AND count() >= {an_n:UInt32} "
+        "AND arrayExists(i -> i + {an_n:UInt32} - 1 <= length(f) "
+        "AND f[i + {an_n:UInt32} - 1].1 - f[i].1 <= {an_span:Int64}, arrayEnumerate(f)) "
+        "ORDER BY g, OrgId, UserId, Repository SETTINGS force_grouping_standard_compatibility = 1", params)
+    for subject, set_bits in (("user", 1), ("repository", 2)):
+        picked = [(org, user if set_bits == 1 else repo, f) for org, user, repo, g, f in rows if g == set_bits]
+        for org, value, failures in picked:
             for burst in _bursts(failures, n, span_ns):
                 users = sorted({f[3] for f in burst if f[3]})
                 repos = sorted({f[4] for f in burst if f[4]})

@@ -147,16 +147,17 @@ def _access_by_role(ctx: ReportContext) -> dict[str, Any]:
             r["rows_read"] += int(n_rows)
     audit_log = [{**r, "readers": len(r["readers"])} for _, r in sorted(by_role.items())]
     where, params = ctx.where()
-    # Group by the raw attribute first (few distinct values), then expand the roles of each
-    # group and merge the exact distinct-count states: one JSON parse per group, not per event.
+    # Group the events by (raw roles attribute, organization, user, repository) first: few groups,
+    # keyed by LowCardinality columns. Then expand the roles of each group once (one JSON parse per
+    # group, not per event) and count distinct users and repositories per role exactly.
+    # Measured at 10M events: 1,005 -> 452 ms.
     raw = attr(sc.USER_ROLES)
     roles = roles_expr("raw")
     git, _ = listing(
         ctx,
-        "SELECT role, uniqExactMerge(users), sum(events), uniqExactMerge(repositories) FROM ("
-        f"SELECT {raw} AS raw, uniqExactState(OrgId, UserId) AS users, count() AS events, "
-        "uniqExactStateIf((OrgId, Repository), Repository != '') AS repositories "
-        f"FROM {{table}} WHERE {where} AND {NOT_AUDIT_READ} AND UserId != '' GROUP BY raw) "
+        "SELECT role, uniqExact(o, u), sum(c), uniqExactIf((o, r), r != '') FROM ("
+        f"SELECT {raw} AS raw, OrgId AS o, UserId AS u, Repository AS r, count() AS c "
+        f"FROM {{table}} WHERE {where} AND {NOT_AUDIT_READ} AND UserId != '' GROUP BY raw, o, u, r) "
         f"ARRAY JOIN if(empty({roles}), ['(no role recorded)'], {roles}) AS role GROUP BY role",
         params, ["role", "users", "events", "repositories"], "role")
     return {"access_by_role": {"audit_log": audit_log, "git": git}, "audit_log_readers": readers[:MAX_ROWS],
