@@ -99,16 +99,29 @@ def timeline(ctx: ReportContext) -> dict[str, Any]:
     return {"included": True, "events": events, "events_total": int(page["count"] or 0)}
 
 
+#: Most evidence uids looked up by value for the subject's anomalies; above it, the subject's uids are read.
+EVIDENCE_LOOKUP_MAX = 50_000
+
+
 def anomalies(ctx: ReportContext) -> dict[str, Any]:
     """Anomalies about the subject (module doc)."""
     found = ctx.anomalies()["anomalies"]
     if ctx.subject is not None:
-        where, params = ctx.where()
-        mine = {r[0] for r in ctx.query(f"SELECT Uid FROM {{table}} WHERE {where} AND "
-                                        f"{subject_sql(ctx.subject, params)}", params)}
         kind, value = ctx.subject.kind, ctx.subject.value
-        found = [a for a in found if (kind == "user" and a["user"] == value)
-                 or (kind == "repository" and a["repository"] == value) or not mine.isdisjoint(a["evidence_uids"])]
+
+        def named(a: dict[str, Any]) -> bool:
+            return (kind == "user" and a["user"] == value) or (kind == "repository" and a["repository"] == value)
+
+        # Anomalies not naming the subject are about it when their evidence holds one of its events:
+        # look up only those evidence uids (bounded), not every event of the subject.
+        candidates = sorted({u for a in found if not named(a) for u in a["evidence_uids"]})
+        where, params = ctx.where()
+        cond = f"{where} AND {subject_sql(ctx.subject, params)}"
+        if len(candidates) <= EVIDENCE_LOOKUP_MAX:
+            params["r_evidence"] = candidates
+            cond += " AND Uid IN {r_evidence:Array(String)}"
+        mine = {r[0] for r in ctx.query(f"SELECT Uid FROM {{table}} WHERE {cond}", params)} if candidates else set()
+        found = [a for a in found if named(a) or not mine.isdisjoint(a["evidence_uids"])]
     by_rule: dict[str, int] = {}
     for a in found:
         by_rule[a["rule"]] = by_rule.get(a["rule"], 0) + 1

@@ -336,6 +336,23 @@ def test_security_report_for_a_user(world):
     assert [(a["rule"], a["time"]) for a in an["anomalies"]] == [(a["rule"], a["time"]) for a in expected]
 
 
+def test_security_anomalies_by_evidence_lookup_equal_the_full_scan(world, monkeypatch):
+    """Looking up only candidate evidence uids keeps exactly the anomalies a scan of the subject's uids keeps."""
+    from gitaudit.query import report_security
+
+    ev = _in(world["events"])
+    repos = Counter(e.attrs.get("vcs.repository.name") for e in ev)
+    repo = next(r for r, _ in repos.most_common() if r)
+    for subject in (Subject("user", "alice"), Subject("repository", repo)):
+        bounded = _section(_report(world, "security", None, subject=subject), "anomalies")
+        monkeypatch.setattr(report_security, "EVIDENCE_LOOKUP_MAX", 0)
+        scanned = _section(_report(world, "security", None, subject=subject), "anomalies")
+        monkeypatch.undo()
+        assert bounded == scanned and bounded["anomalies_total"] > 0
+    via_evidence = [a for a in bounded["anomalies"] if a["repository"] != repo]
+    assert via_evidence  # some anomalies are the repository's only through their evidence
+
+
 # --- usage, DST ------------------------------------------------------------------------------------
 
 
