@@ -48,10 +48,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--large", action="store_true", help="also run at 30M events")
     ap.add_argument("--events", default=None, help="dataset sizes, comma separated (replaces 1M,10M)")
     ap.add_argument("--postgres", default=None, metavar="DSN", help="run the PostgreSQL side by side")
-    ap.add_argument("--only", default=None, help=f"comma list of: {', '.join(ALL)}")
+    ap.add_argument("--only", default=None, help=f"comma list of: {', '.join(ALL)} ('others': the git "
+                    "overhead, sanitizer, stream and load scripts)")
     ap.add_argument("--runs", type=int, default=None, help="runs per query (default 30, quick 5)")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--results-dir", default=str(RESULTS_DIR))
+    ap.add_argument("--seed", type=int, default=7, help="generator seed: the same seed gives the same events "
+                    "(default 7)")
+    ap.add_argument("--results-dir", default=str(RESULTS_DIR), help="where the JSON results go (default "
+                    "benchmarks/results)")
     ap.add_argument("--server", choices=("process", "thread"), default="process",
                     help="OTLP ingest server in its own process (default) or in this one")
     args = ap.parse_args(argv)

@@ -28,9 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def main(argv: list[str] | None = None) -> None:
     """Load the dataset, time every report, print the table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--events", type=int, default=1_000_000, help="dataset size (default 1,000,000; "
+                        "reused when already loaded)")
+    parser.add_argument("--runs", type=int, default=3, help="builds per report; median and worst are printed "
+                        "(default 3)")
+    parser.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     parser.add_argument("--dsn", default=None, help="store DSN (default: the benchmarks' chDB directory)")
     args = parser.parse_args(argv)
 

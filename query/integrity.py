@@ -411,7 +411,8 @@ def _trusted_keys(public_key: Any) -> dict[str, Ed25519PublicKey]:
         try:
             return public_keys_by_id([load_signing_key(create=False).public_key])
         except Exception as exc:  # noqa: BLE001 - SigningKeyError and friends
-            raise IntegrityError(f"no public key to verify with: {exc}; pass one (--public-key)") from None
+            raise IntegrityError(f"no public key to verify with: {exc}; give one (gitaudit verify --public-key; "
+                                 "the server and reports use the public half of GITAUDIT_SIGNING_KEY_FILE)") from None
     items = public_key if isinstance(public_key, (list, tuple, set)) else [public_key]
     try:
         return public_keys_by_id(load_public_key(k) for k in items)

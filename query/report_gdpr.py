@@ -149,8 +149,8 @@ def retention(ctx: ReportContext) -> dict[str, Any]:
         ctx,
         f"SELECT {attr(sc.GDPR_DATA_CATEGORY)}, tupleElement(g, 4), tupleElement(g, 1), count(), "
         f"minIf(toInt64OrZero({declared}), {declared} != ''), maxIf(toInt64OrZero({declared}), {declared} != ''), "
-        f"countIf({declared} != '') FROM (SELECT *, {HOT_COLUMNS_SQL}, {compiled.gov} AS g FROM {{table}} WHERE {where}) "
-        "GROUP BY 1, 2, 3",
+        f"countIf({declared} != '') "
+        f"FROM (SELECT *, {HOT_COLUMNS_SQL}, {compiled.gov} AS g FROM {{table}} WHERE {where}) GROUP BY 1, 2, 3",
         params, ["category", "policy", "days", "events", "declared_min", "declared_max", "declared_events"],
         "category, policy", limit=100_000)
     per_category = [{

@@ -14,7 +14,8 @@ Sections (each a function ``(ctx) -> dict``, see :mod:`gitaudit.query.report_com
     * ``access_by_role``: ``audit_log``: reads of the audit log (``audit.query``,
       ``audit.export``) by the roles of the API key that read (``user.id`` of a
       read is the key id; keys are looked up in ``api_keys``; auth off shows
-      ``anonymous``); ``git``: other events by the actor's ``user.roles``
+      ``anonymous``; the CLI reading the store directly, ``cli:<login>``, shows
+      ``(direct store access)``); ``git``: other events by the actor's ``user.roles``
       attribute (``(no role recorded)`` when absent). An actor with several
       roles counts under each.
     * ``denied``: events with ``audit.outcome=denied``, by event name
@@ -135,7 +136,14 @@ def _access_by_role(ctx: ReportContext) -> dict[str, Any]:
     readers, by_role = [], {}
     for org, key_id, queries, exports, n_rows in reads:
         key = keys.get(key_id)
-        roles = list(key.roles) if key else (["anonymous"] if key_id == "anonymous" else ["(unknown key)"])
+        if key:
+            roles = list(key.roles)
+        elif key_id == "anonymous":
+            roles = ["anonymous"]
+        elif key_id.startswith("cli:"):  # read straight from the store by the CLI (query/cli/local_store.py)
+            roles = ["(direct store access)"]
+        else:
+            roles = ["(unknown key)"]
         readers.append({"organization": org, "key_id": key_id, "key_name": key.name if key else "",
                         "roles": "; ".join(roles), "queries": int(queries), "exports": int(exports),
                         "rows_read": int(n_rows)})
@@ -318,10 +326,17 @@ def integrity(ctx: ReportContext) -> dict[str, Any]:
     kinds: dict[str, int] = {}
     for p in report.problems:
         kinds[p.kind] = kinds.get(p.kind, 0) + 1
+    if report.ok and not report.windows_checked:
+        # Nothing to verify is not a verification: say so rather than "ok".
+        status, ok, detail = ("not sealed", None, "no sealed window overlaps the period, so none of its events is "
+                              "covered by a signed digest yet (gitaudit seal seals each hour once it has closed)")
+    elif report.ok:
+        status, ok, detail = ("verified", True, "every sealed window overlapping the period matches its signed "
+                              "digest and every chain is intact; events of windows not sealed yet are not covered")
+    else:
+        status, ok, detail = "problems found", False, f"{len(report.problems)} finding(s)"
     return {
-        "status": "verified" if report.ok else "problems found", "ok": report.ok,
-        "detail": ("every sealed window overlapping the period matches its signed digest and every chain is intact"
-                   if report.ok else f"{len(report.problems)} finding(s)"),
+        "status": status, "ok": ok, "detail": detail,
         "organizations": report.organizations, "digests_checked": report.digests_checked,
         "windows_checked": report.windows_checked, "events_checked": report.events_checked,
         "addenda": len(report.addenda), "expired_by_retention": len(report.expired),

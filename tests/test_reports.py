@@ -69,6 +69,9 @@ def world(chdb_dsn, tmp_path_factory):
     store.command(f"DROP DATABASE IF EXISTS `{db}`")
 
 
+DAY_NS = 86_400 * 10**9
+
+
 def _report(world, kind, orgs, **kw):
     return build_report(world["store"], kind, allowed_orgs=orgs, start_ns=START, end_ns=END,
                         generated_at_ns=GENERATED, public_key=world["public_key"], **kw)
@@ -237,6 +240,10 @@ def test_soc2_integrity_retention_and_delivery(world):
     assert delivery["gap_duration_ms"] == sum(float(e.attrs["audit.gap.duration_ms"]) for e in gaps)
     skipped = _report(world, "soc2", ["acme"], integrity=False)
     assert _section(skipped, "integrity")["status"] == "skipped"
+    later = build_report(world["store"], "soc2", allowed_orgs=["acme"], start_ns=END + 400 * DAY_NS,
+                         end_ns=END + 401 * DAY_NS, generated_at_ns=GENERATED, public_key=world["public_key"])
+    unsealed = _section(later, "integrity")
+    assert (unsealed["status"], unsealed["ok"], unsealed["windows_checked"]) == ("not sealed", None, 0)
 
 
 # --- GDPR -------------------------------------------------------------------------------------
@@ -635,6 +642,39 @@ def test_cli_writes_a_report_from_the_store(world, chdb_dsn, tmp_path, monkeypat
     assert out.read_bytes() == again.read_bytes()
     bad = CliRunner().invoke(app, ["usage", "--from", "soon", "--out", str(out)])
     assert bad.exit_code == 2 and "invalid time" in bad.output
+
+
+def test_cli_direct_reads_are_announced_recorded_and_refused_without_a_store(world, chdb_dsn, tmp_path,
+                                                                             monkeypatch):
+    """A report read straight from the store says so, is recorded as audit.export by cli:<login>,
+    and a store directory that does not exist is refused instead of read as empty."""
+    import typer
+    from typer.testing import CliRunner
+
+    from gitaudit.query.cli.report import report
+    from gitaudit.query.server import free_port
+
+    store = world["store"]
+    monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", chdb_dsn)
+    monkeypatch.setenv("GITAUDIT_DATABASE", store.database)
+    app = typer.Typer()
+    app.command()(report)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    reads = f"SELECT count() FROM {store.table} WHERE EventName = 'audit.export' AND UserId LIKE 'cli:%'"
+    before = store.query(reads)[0][0]
+    result = CliRunner().invoke(app, ["gdpr", "--org", "acme", "--format", "json", "--out", str(tmp_path / "g.json"),
+                                      "--endpoint", endpoint])
+    assert result.exit_code == 0, result.output
+    assert "no server answered; reading the store" in result.output
+    assert store.query(reads)[0][0] == before + 1
+    org, endpoint_attr = store.query(f"SELECT OrgId, LogAttributes['audit.query.endpoint'] FROM {store.table} "
+                                     "WHERE EventName = 'audit.export' AND UserId LIKE 'cli:%' "
+                                     "ORDER BY Timestamp DESC LIMIT 1")[0]
+    assert (org, endpoint_attr) == ("acme", "cli report gdpr")
+    missing = tmp_path / "nowhere"
+    monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", f"chdb://{missing}")
+    refused = CliRunner().invoke(app, ["usage", "--out", str(tmp_path / "u.json"), "--endpoint", endpoint])
+    assert refused.exit_code == 2 and "there is no store at" in refused.output and not missing.exists()
 
 
 def test_listing_caps_rows_and_counts_them_all_plain_and_grouped(store):

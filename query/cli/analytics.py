@@ -58,17 +58,20 @@ def _via_server(endpoint: str | None, path: str, params: dict[str, Any]) -> dict
     return call_server("GET", endpoint, path, params)
 
 
-def _via_store(call) -> dict[str, Any]:
-    """Open the store from the settings and run ``call(store)``; exits 2 on a bad parameter."""
+def _via_store(call, what: str = "analytics", params: dict[str, Any] | None = None,
+               orgs: list[str] | None = None) -> dict[str, Any]:
+    """Open the store directly, run ``call(store)`` and record the read; exits 2 on a bad parameter."""
     from ..qlang import QuerySyntaxError
     from ..search import SearchError
-    from ..settings import Settings
-    from ..store.client import StoreError, open_store
+    from ..store.client import StoreError
+    from .local_store import open_local, record_local_read
 
-    settings = Settings()
+    store = open_local(what)
     try:
-        store = open_store(settings.clickhouse_dsn, settings.database)
-        return _ns_strings(call(store))
+        result = _ns_strings(call(store))
+        record_local_read(store, "audit.query", endpoint=f"cli {what}", query=params or {}, rows=0,
+                          organizations=orgs or None)
+        return result
     except (SearchError, QuerySyntaxError, StoreError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -128,7 +131,8 @@ def counts(
     if result is None:
         start, end = _times(from_, to)
         result = _via_store(lambda s: count_by(s, by, allowed_orgs=_scope(org), start_ns=start, end_ns=end,
-                                               filters=_filters(query), limit=limit))
+                                               filters=_filters(query), limit=limit),
+                            "counts", params, _scope(org))
     if _emit(result, as_json):
         return
     table = Table(title=f"events by {result['field']} ({result['total']} events, {result['distinct']} values)")
@@ -157,7 +161,8 @@ def histogram_command(
     if result is None:
         start, end = _times(from_, to)
         result = _via_store(lambda s: histogram(s, allowed_orgs=_scope(org), start_ns=start, end_ns=end,
-                                                interval=interval, tz=tz, filters=_filters(query)))
+                                                interval=interval, tz=tz, filters=_filters(query)),
+                            "histogram", params, _scope(org))
     if _emit(result, as_json):
         return
     peak = max((b["count"] for b in result["buckets"]), default=0)
@@ -187,7 +192,8 @@ def usage(
     if result is None:
         start, end = _times(from_, to)
         result = _via_store(lambda s: usage_metrics(s, allowed_orgs=_scope(org), start_ns=start, end_ns=end,
-                                                    filters=_filters(query), top=top, tz=tz))
+                                                    filters=_filters(query), top=top, tz=tz),
+                            "usage", params, _scope(org))
     if _emit(result, as_json):
         return
     ops = result["operations"]
@@ -259,7 +265,8 @@ def timeline_command(
     if result is None:
         start, end = _times(from_, to, default=False)
         result = _via_store(lambda s: timeline(s, allowed_orgs=_scope(org), **subject, start_ns=start, end_ns=end,
-                                               limit=limit, filters=_filters(query)))
+                                               limit=limit, filters=_filters(query)),
+                            "timeline", params, _scope(org))
     if _emit(result, as_json):
         return
     subj = result["subject"]
@@ -295,7 +302,8 @@ def anomalies_command(
     if result is None:
         start, end = _times(from_, to)
         result = _via_store(lambda s: anomalies(s, allowed_orgs=_scope(org), start_ns=start, end_ns=end,
-                                                rules=rule or None))
+                                                rules=rule or None),
+                            "anomalies", params, _scope(org))
     if _emit(result, as_json):
         return
     table = Table(title=f"{len(result['anomalies'])} anomal{'y' if len(result['anomalies']) == 1 else 'ies'}"

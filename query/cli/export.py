@@ -89,15 +89,14 @@ def _via_server(base: str, params: dict[str, Any], fmt: str, sink: BinaryIO, sho
 def _via_store(params: dict[str, Any], fmt: str, sink: BinaryIO, show: bool) -> int:
     from ..export import export_chunks
     from ..search import SearchError, build_where, count_events, iter_events
-    from ..settings import Settings
-    from ..store.client import StoreError, open_store
+    from ..store.client import StoreError
+    from .local_store import open_local, record_local_read
 
-    settings = Settings()
     rows = 0
     try:
         q = query_from_params(params)
         build_where(q, None)  # report query errors before the file is touched
-        store = open_store(settings.clickhouse_dsn, settings.database)
+        store = open_local("export")
         total = count_events(store, q) if show else None
         with _progress() if show else _NoProgress() as progress:
             task = progress.add_task("export", total=total)
@@ -113,6 +112,8 @@ def _via_store(params: dict[str, Any], fmt: str, sink: BinaryIO, show: bool) -> 
             for chunk in export_chunks(counted(), fmt):
                 sink.write(chunk.encode("utf-8"))
             progress.update(task, completed=rows)
+        record_local_read(store, "audit.export", endpoint="cli export", query={**params, "format": fmt}, rows=rows,
+                          organizations=list(q.organizations) or None)
     except (ValueError, SearchError, StoreError) as exc:
         show_query_error(params.get("q"), str(exc), getattr(exc, "position", None))
         raise typer.Exit(2) from None

@@ -63,11 +63,9 @@ def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, f
                tz: str, subject: Any, generated_at_ns: int | None, integrity: bool) -> tuple[bytes, str, str]:
     from ..report_render import render
     from ..reports import REPORT_TYPES, build_report
-    from ..settings import Settings
-    from ..store.client import open_store
+    from .local_store import open_local, record_local_read
 
-    settings = Settings()
-    store = open_store(settings.clickhouse_dsn, settings.database)
+    store = open_local(f"{report_type} report")
     total = len(REPORT_TYPES[report_type].sections) if report_type in REPORT_TYPES else 0
     columns = (TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("sections"),
                TimeElapsedColumn())
@@ -80,6 +78,10 @@ def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, f
         doc = build_report(store, report_type, allowed_orgs=orgs, start_ns=start, end_ns=end, tz=tz, subject=subject,
                            generated_at_ns=generated_at_ns, progress=advance, integrity=integrity)
     body, _media, name = render(doc, fmt, table=table)
+    record_local_read(store, "audit.export", endpoint=f"cli report {report_type}",
+                      query={"from": start, "to": end, "org": orgs, "format": fmt, "table": table, "tz": tz,
+                             "subject": [subject.kind, subject.value] if subject else None},
+                      rows=int(doc.get("data_range", {}).get("events", 0) or 0), organizations=orgs)
     return body, doc["sha256"], name
 
 

@@ -150,13 +150,17 @@ def query_from_params(params: dict[str, Any]) -> Any:
 def _via_store(params: dict[str, Any]) -> list[dict[str, Any]]:
     from ..search import SearchError, search_events
     from ..settings import Settings
-    from ..store.client import StoreError, open_store
+    from ..store.client import StoreError
+    from .local_store import open_local, record_local_read
 
     settings = Settings()
     try:
         q = query_from_params(params)
-        store = open_store(settings.clickhouse_dsn, settings.database)
-        return search_events(store, q, None, settings.max_page_size).events
+        store = open_local("search")
+        events = search_events(store, q, None, settings.max_page_size).events
+        record_local_read(store, "audit.query", endpoint="cli search", query=params, rows=len(events),
+                          organizations=list(q.organizations) or None)
+        return events
     except (ValueError, SearchError, StoreError) as exc:
         show_query_error(params.get("q"), str(exc), getattr(exc, "position", None))
         raise typer.Exit(2) from None

@@ -1,0 +1,99 @@
+"""Direct store access for the read commands (search, export, analytics, report) when no server answers.
+
+The read commands ask the running server first. When none answers they open
+the store themselves, and this module makes that visible and accountable:
+
+* :func:`open_local` says on standard error that the store is read directly,
+  and refuses an embedded store directory that does not exist (a mistyped
+  endpoint or a command run from the wrong directory must not silently read an
+  empty, freshly created store and report zero events);
+* :func:`record_local_read` records the read as an ``audit.query`` /
+  ``audit.export`` event, as the server does for its callers
+  (:mod:`gitaudit.query.read_audit`), with the reader ``cli:<login>`` -- so
+  reading the audit log is audited whichever way it is read.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+__all__ = ["LOCAL_READER_PREFIX", "local_reader", "open_local", "record_local_read"]
+
+err = Console(stderr=True)
+
+#: Key id prefix of reads made by the CLI straight from the store (``cli:<login>``).
+LOCAL_READER_PREFIX = "cli:"
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "unknown"
+
+
+def local_reader() -> Any:
+    """The :class:`~gitaudit.query.read_audit.Reader` of a direct read: ``cli:<login>`` on this host."""
+    from ..read_audit import Reader
+
+    return Reader(key_id=f"{LOCAL_READER_PREFIX}{_login()}", name=f"gitaudit CLI on {socket.gethostname()}")
+
+
+def open_local(what: str) -> Any:
+    """Open the configured store for a direct read of ``what`` (e.g. ``"report"``), saying so on stderr.
+
+    Returns:
+        the :class:`~gitaudit.query.store.client.Store`.
+
+    Raises:
+        typer.Exit: (code 2) the embedded store's directory does not exist, or the store cannot be opened.
+    """
+    from ..settings import Settings
+    from ..store.client import StoreError, open_store
+
+    settings = Settings()
+    dsn = settings.clickhouse_dsn
+    if dsn.startswith("chdb://"):
+        path = Path(dsn[len("chdb://"):]).expanduser()
+        path = path if path.is_absolute() else Path.cwd() / path
+        if not path.is_dir():
+            err.print(f"[red]error:[/] no server answered and there is no store at {path}: start the server "
+                      "(gitaudit serve), pass --endpoint, or set GITAUDIT_CLICKHOUSE_DSN to the store", highlight=False)
+            raise typer.Exit(2)
+        where = str(path)
+    else:
+        where = dsn.split("@")[-1]  # never print credentials
+    err.print(f"[yellow]note:[/] no server answered; reading the store at {where} directly for this {what} "
+              f"(recorded as a read by {LOCAL_READER_PREFIX}{_login()})", highlight=False)
+    try:
+        return open_store(dsn, settings.database)
+    except StoreError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def record_local_read(store: Any, event_name: str, *, endpoint: str, query: dict[str, Any], rows: int,
+                      organizations: list[str] | None) -> list[str]:
+    """Record a direct read as ``audit.query``/``audit.export`` through the ingest path; return the uids.
+
+    Args:
+        endpoint: what was read, in the API's terms (e.g. ``cli report soc2``).
+        query: the read's parameters (stored as JSON, sanitized).
+        rows: rows (or events) returned.
+        organizations: organizations read (None: all).
+    """
+    from gitaudit.processors import Sanitizer
+
+    from ..gdpr_keys import wrap_sanitizer
+    from ..ingest.service import IngestService
+    from ..read_audit import record_read
+
+    ingest = IngestService(store, wrap_sanitizer(Sanitizer.default(), store))
+    return record_read(ingest, local_reader(), event_name, endpoint=endpoint, query=query, rows=rows,
+                       organizations=organizations)
