@@ -231,6 +231,23 @@ class _Ctx:
     start_ns: int
     end_ns: int
     config: AnomalyConfig
+    evidence: bool = True
+
+    def evidence_sql(self, cond: str | None = None, first: int | None = None) -> str:
+        """SQL of a group's evidence: its ``(ts, uid)`` pairs in time order (the first ``first``).
+
+        Without evidence (``evidence=False``) only the earliest time is kept, as ``[(ts, '')]``,
+        and the uid column is never read: reading it is most of what the rules cost on big groups.
+        """
+        if not self.evidence:
+            return f"[(minIf({_TS}, {cond}), '')]" if cond else f"[(min({_TS}), '')]"
+        pairs = f"arraySort(groupArrayIf(({_TS}, Uid), {cond}))" if cond else f"arraySort(groupArray(({_TS}, Uid)))"
+        return f"arraySlice({pairs}, 1, {int(first)})" if first else pairs
+
+    @property
+    def uid(self) -> str:
+        """SQL of the event's uid, or ``''`` without evidence."""
+        return "Uid" if self.evidence else "''"
 
     def scope(self, params: dict[str, Any]) -> str:
         """The organization condition (``1`` when unrestricted)."""
@@ -254,7 +271,7 @@ def _anomaly(rule: str, severity: str, org: str, user: str, repository: str, evi
     first = int(evidence[0][0]) if evidence else 0
     return {"rule": rule, "severity": severity, "organization": org, "user": user, "repository": repository,
             "time_ns": first, "time": format_ns(first), "summary": summary,
-            "evidence_uids": [uid for _, uid in evidence[:MAX_EVIDENCE]], "evidence_count": int(count),
+            "evidence_uids": [uid for _, uid in evidence[:MAX_EVIDENCE] if uid], "evidence_count": int(count),
             "details": details}
 
 
@@ -296,8 +313,8 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
     params.update(an_tz=cfg.work_tz, an_days=cfg.clone_baseline_days, an_clone=sc.EventName.GIT_CLONE.value)
     rows = ctx.store.query(
         "SELECT OrgId, UserId, toDate(Timestamp, {an_tz:String}) AS day, uniqExact(Repository), "
-        f"uniqExactIf(Repository, {_IN_WINDOW}), "
-        f"arraySort(groupArrayIf(({_TS}, Uid), {_IN_WINDOW})), groupUniqArrayIf(Repository, {_IN_WINDOW}) "
+        f"uniqExactIf(Repository, {_IN_WINDOW}), countIf({_IN_WINDOW}), "
+        f"{ctx.evidence_sql(_IN_WINDOW)}, groupUniqArrayIf(Repository, {_IN_WINDOW}) "
         f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND EventName = {{an_clone:String}} "
         "AND UserId != '' AND Repository != '' "
         "AND Timestamp >= toDateTime(toDate(fromUnixTimestamp64Nano({an_start:Int64}), {an_tz:String}) "
@@ -307,8 +324,8 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
     for org, user, day, full, *_ in rows:
         daily.setdefault((org, user), {})[day] = int(full)
     out = []
-    for org, user, day, _full, in_window, evidence, repos in rows:
-        if not evidence or in_window <= cfg.clone_burst_min:
+    for org, user, day, _full, in_window, clones, evidence, repos in rows:
+        if not clones or in_window <= cfg.clone_burst_min:
             continue  # the threshold is at least clone_burst_min: no baseline needed to rule this day out
         history = daily[(org, user)]
         baseline = [history.get(day - timedelta(days=i), 0) for i in range(1, cfg.clone_baseline_days + 1)]
@@ -316,7 +333,7 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
         threshold = max(cfg.clone_burst_min, cfg.clone_burst_factor * median)
         if in_window > threshold:
             out.append(_anomaly(
-                "clone_burst", "medium", org, user, "", evidence, len(evidence),
+                "clone_burst", "medium", org, user, "", evidence, clones,
                 f"{user} cloned {in_window} repositories on {day} (baseline median {median:g}/day, "
                 f"threshold {threshold:g})",
                 {"day": str(day), "distinct_repositories": int(in_window), "baseline_median": float(median),
@@ -334,7 +351,7 @@ def _new_client_address(ctx: _Ctx) -> list[dict[str, Any]]:
             "AND Timestamp >= fromUnixTimestamp64Nano({an_lookback:Int64})")
     rows = ctx.store.query(
         f"SELECT OrgId, UserId, {addr} AS a, countIf({_IN_WINDOW}) AS n, "
-        f"arraySort(groupArrayIf(({_TS}, Uid), {_IN_WINDOW})) FROM {ctx.store.table} "
+        f"{ctx.evidence_sql(_IN_WINDOW)} FROM {ctx.store.table} "
         f"WHERE {base} AND Timestamp < fromUnixTimestamp64Nano({{an_end:Int64}}) "
         f"AND (OrgId, UserId) IN (SELECT OrgId, UserId FROM {ctx.store.table} WHERE {base} "
         "AND Timestamp < fromUnixTimestamp64Nano({an_start:Int64})) "
@@ -357,7 +374,7 @@ def _off_hours(ctx: _Ctx) -> list[dict[str, Any]]:
         "SELECT OrgId, UserId, toDate(Timestamp, {an_tz:String}) AS day, count(), "
         # arraySort(groupArray) then slice: 2x faster here than groupArraySorted over (ts, uid) tuples, whose
         # generic tuple comparison dominates; memory is one user's off-hours events of one day.
-        f"arraySlice(arraySort(groupArray(({_TS}, Uid))), 1, {MAX_EVIDENCE}), "
+        f"{ctx.evidence_sql(first=MAX_EVIDENCE)}, "
         "groupUniqArrayIf(20)(Repository, Repository != '') "
         f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} AND UserId != '' "
         "AND (toDayOfWeek(Timestamp, 0, {an_tz:String}) NOT IN {an_wd:Array(UInt8)} "
@@ -383,7 +400,7 @@ def _failure_burst(ctx: _Ctx) -> list[dict[str, Any]]:
     # (grouping() bits, SQL standard: 1 = rolled up; 1 = the user set, 2 = the repository set).
     rows = ctx.store.query(
         f"SELECT OrgId, UserId, Repository, grouping(UserId, Repository) AS g, "
-        f"arraySort(groupArray(({_TS}, Uid, EventName, UserId, Repository))) AS f "
+        f"arraySort(groupArray(({_TS}, {ctx.uid}, EventName, UserId, Repository))) AS f "
         f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} "
         "AND Outcome = 'failure' AND (UserId != '' OR Repository != '') "
         "GROUP BY GROUPING SETS ((OrgId, UserId), (OrgId, Repository)) "
@@ -440,12 +457,15 @@ RULES: dict[str, tuple[str, str, Callable[[_Ctx], list[dict[str, Any]]]]] = {
 
 
 def anomalies(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
-              rules: Sequence[str] | None = None, config: AnomalyConfig | None = None) -> dict[str, Any]:
+              rules: Sequence[str] | None = None, config: AnomalyConfig | None = None,
+              evidence: bool = True) -> dict[str, Any]:
     """Run the anomaly rules over ``[start_ns, end_ns)`` (see the module doc for each rule).
 
     Args:
         rules: rule names (default: every rule of :data:`RULES`).
         config: thresholds (default: :class:`AnomalySettings` from the environment).
+        evidence: collect ``evidence_uids``; False leaves them empty (``time`` and ``evidence_count``
+            are unchanged) and skips reading the uid column, for callers that list no uids (SOC 2).
 
     Returns:
         ``{"anomalies": [anomaly dicts, oldest first], "truncated": bool, "rules": [names run]}``.
@@ -459,7 +479,7 @@ def anomalies(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, en
     if unknown:
         raise InvestigationError(f"unknown rule {unknown[0][:60]!r}: use {', '.join(RULES)}")
     ctx = _Ctx(store, None if allowed_orgs is None else list(allowed_orgs), start_ns, end_ns,
-               config or AnomalySettings().config())
+               config or AnomalySettings().config(), evidence)
     found: list[dict[str, Any]] = []
     for name in names:
         found.extend(RULES[name][2](ctx))

@@ -151,13 +151,18 @@ class ReportContext:
         """Keyword arguments of the analytics functions: scope and period."""
         return {"allowed_orgs": self.allowed_orgs, "start_ns": self.start_ns, "end_ns": self.end_ns}
 
-    def anomalies(self) -> dict[str, Any]:
-        """:func:`gitaudit.query.investigations.anomalies` over the period (memoized per report)."""
-        if "anomalies" not in self.cache:
+    def anomalies(self, evidence: bool = True) -> dict[str, Any]:
+        """:func:`gitaudit.query.investigations.anomalies` over the period (memoized per report).
+
+        Args:
+            evidence: collect each anomaly's evidence uids (False: ``evidence_uids`` empty, faster).
+        """
+        key = f"anomalies:{evidence}"
+        if key not in self.cache:
             from .investigations import anomalies
 
-            self.cache["anomalies"] = anomalies(self.store, config=self.anomaly_config, **self.kw())
-        return self.cache["anomalies"]
+            self.cache[key] = anomalies(self.store, config=self.anomaly_config, evidence=evidence, **self.kw())
+        return self.cache[key]
 
     def policies(self) -> Any:
         """The live :class:`~gitaudit.query.retention_policies.PolicySet` (memoized)."""

@@ -151,6 +151,26 @@ def test_off_hours_evidence_is_the_oldest_hundred_with_the_full_count(store):
     assert found["evidence_uids"] == [f"b{i:03d}" for i in range(MAX_EVIDENCE)]
 
 
+def test_anomalies_without_evidence_equal_those_with_it_but_the_uids(store):
+    """evidence=False (the SOC 2 report) finds the same anomalies, times, counts and details, only no uids."""
+    rows = [ev(f"c{i}", NOON + i * MINUTE, "git.clone", user__id="cloner", vcs__repository__name=f"acme/r{i}")
+            for i in range(7)]
+    rows += [ev(f"f{i}", NOON + i * MINUTE, "git.push", user__id="flaky", vcs__repository__name="acme/app",
+                audit__outcome="failure") for i in range(6)]
+    rows += [ev("h1", W_START - 10 * DAY, "git.fetch", user__id="alice", client__address="10.0.0.1"),
+             ev("w1", NOON, "git.fetch", user__id="alice", client__address="10.0.0.9"),
+             ev("o1", utc(2026, 10, 31, 11), "git.fetch", user__id="weekend"),
+             ev("p1", NOON, "git.push", git__push__forced="true", vcs__ref__head__name="main", user__id="mallory")]
+    insert(store, rows)
+    full = anomalies(store, allowed_orgs=None, start_ns=W_START, end_ns=W_END, config=CONFIG)
+    lean = anomalies(store, allowed_orgs=None, start_ns=W_START, end_ns=W_END, config=CONFIG, evidence=False)
+    assert {a["rule"] for a in full["anomalies"]} == set(full["rules"])  # every rule fires
+    assert all(a["evidence_uids"] for a in full["anomalies"])
+    stripped = [{**a, "evidence_uids": a["evidence_uids"] if a["rule"] == "protected_ref_force_or_delete" else []}
+                for a in full["anomalies"]]
+    assert lean == {**full, "anomalies": stripped}
+
+
 def test_failure_burst_by_user_and_by_repository(store):
     """>= 5 failures within 10 minutes by a user or on a repository fire; spread, fewer or successes don't."""
     t = NOON
