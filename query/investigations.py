@@ -232,6 +232,7 @@ class _Ctx:
     end_ns: int
     config: AnomalyConfig
     evidence: bool = True
+    user: str | None = None
 
     def evidence_sql(self, cond: str | None = None, first: int | None = None) -> str:
         """SQL of a group's evidence: its ``(ts, uid)`` pairs in time order (the first ``first``).
@@ -249,12 +250,16 @@ class _Ctx:
         """SQL of the event's uid, or ``''`` without evidence."""
         return "Uid" if self.evidence else "''"
 
-    def scope(self, params: dict[str, Any]) -> str:
-        """The organization condition (``1`` when unrestricted)."""
-        if self.allowed_orgs is None:
-            return "1"
-        params["an_orgs"] = list(self.allowed_orgs)
-        return "OrgId IN {an_orgs:Array(String)}"
+    def scope(self, params: dict[str, Any], by_user: bool = True) -> str:
+        """The organization condition (``1`` when unrestricted), and the user's when one is set and ``by_user``."""
+        cond = "1"
+        if self.allowed_orgs is not None:
+            params["an_orgs"] = list(self.allowed_orgs)
+            cond = "OrgId IN {an_orgs:Array(String)}"
+        if by_user and self.user is not None:
+            params["an_user"] = self.user
+            cond += " AND UserId = {an_user:String}"
+        return cond
 
     def params(self) -> dict[str, Any]:
         return {"an_start": self.start_ns, "an_end": self.end_ns}
@@ -401,7 +406,7 @@ def _failure_burst(ctx: _Ctx) -> list[dict[str, Any]]:
     rows = ctx.store.query(
         f"SELECT OrgId, UserId, Repository, grouping(UserId, Repository) AS g, "
         f"arraySort(groupArray(({_TS}, {ctx.uid}, EventName, UserId, Repository))) AS f "
-        f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} "
+        f"FROM {ctx.store.table} WHERE {ctx.scope(params, by_user=False)} AND {_WINDOW} AND {_NOT_AUDIT_READ} "
         "AND Outcome = 'failure' AND (UserId != '' OR Repository != '') "
         "GROUP BY GROUPING SETS ((OrgId, UserId), (OrgId, Repository)) "
         "HAVING ((g = 1 AND UserId != '') OR (g = 2 AND Repository != '')) AND count() >= {an_n:UInt32} "
@@ -409,7 +414,8 @@ def _failure_burst(ctx: _Ctx) -> list[dict[str, Any]]:
         "AND f[i + {an_n:UInt32} - 1].1 - f[i].1 <= {an_span:Int64}, arrayEnumerate(f)) "
         "ORDER BY g, OrgId, UserId, Repository SETTINGS force_grouping_standard_compatibility = 1", params)
     for subject, set_bits in (("user", 1), ("repository", 2)):
-        picked = [(org, user if set_bits == 1 else repo, f) for org, user, repo, g, f in rows if g == set_bits]
+        picked = [(org, user if set_bits == 1 else repo, f) for org, user, repo, g, f in rows
+                  if g == set_bits and (set_bits == 2 or ctx.user is None or user == ctx.user)]
         for org, value, failures in picked:
             for burst in _bursts(failures, n, span_ns):
                 users = sorted({f[3] for f in burst if f[3]})
@@ -458,7 +464,7 @@ RULES: dict[str, tuple[str, str, Callable[[_Ctx], list[dict[str, Any]]]]] = {
 
 def anomalies(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
               rules: Sequence[str] | None = None, config: AnomalyConfig | None = None,
-              evidence: bool = True) -> dict[str, Any]:
+              evidence: bool = True, user: str | None = None) -> dict[str, Any]:
     """Run the anomaly rules over ``[start_ns, end_ns)`` (see the module doc for each rule).
 
     Args:
@@ -466,6 +472,9 @@ def anomalies(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, en
         config: thresholds (default: :class:`AnomalySettings` from the environment).
         evidence: collect ``evidence_uids``; False leaves them empty (``time`` and ``evidence_count``
             are unchanged) and skips reading the uid column, for callers that list no uids (SOC 2).
+        user: only the anomalies that can involve this ``user.id``: every rule that groups by user
+            runs for this user alone (baselines are per user, so its anomalies are unchanged), and
+            failure bursts on a repository run in full, since other users' failures count in them.
 
     Returns:
         ``{"anomalies": [anomaly dicts, oldest first], "truncated": bool, "rules": [names run]}``.
@@ -479,7 +488,7 @@ def anomalies(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, en
     if unknown:
         raise InvestigationError(f"unknown rule {unknown[0][:60]!r}: use {', '.join(RULES)}")
     ctx = _Ctx(store, None if allowed_orgs is None else list(allowed_orgs), start_ns, end_ns,
-               config or AnomalySettings().config(), evidence)
+               config or AnomalySettings().config(), evidence, user)
     found: list[dict[str, Any]] = []
     for name in names:
         found.extend(RULES[name][2](ctx))

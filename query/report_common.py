@@ -151,17 +151,19 @@ class ReportContext:
         """Keyword arguments of the analytics functions: scope and period."""
         return {"allowed_orgs": self.allowed_orgs, "start_ns": self.start_ns, "end_ns": self.end_ns}
 
-    def anomalies(self, evidence: bool = True) -> dict[str, Any]:
+    def anomalies(self, evidence: bool = True, user: str | None = None) -> dict[str, Any]:
         """:func:`gitaudit.query.investigations.anomalies` over the period (memoized per report).
 
         Args:
             evidence: collect each anomaly's evidence uids (False: ``evidence_uids`` empty, faster).
+            user: only the anomalies that can involve this user (see ``anomalies``).
         """
-        key = f"anomalies:{evidence}"
+        key = f"anomalies:{evidence}:{user}"
         if key not in self.cache:
             from .investigations import anomalies
 
-            self.cache[key] = anomalies(self.store, config=self.anomaly_config, evidence=evidence, **self.kw())
+            self.cache[key] = anomalies(self.store, config=self.anomaly_config, evidence=evidence, user=user,
+                                        **self.kw())
         return self.cache[key]
 
     def policies(self) -> Any:

@@ -100,21 +100,30 @@ def timeline(ctx: ReportContext) -> dict[str, Any]:
 
 
 #: Most evidence uids looked up by value for the subject's anomalies; above it, the subject's uids are read.
-EVIDENCE_LOOKUP_MAX = 50_000
+EVIDENCE_LOOKUP_MAX = 20_000
 
 
 def anomalies(ctx: ReportContext) -> dict[str, Any]:
     """Anomalies about the subject (module doc)."""
-    found = ctx.anomalies()["anomalies"]
+    user = ctx.subject.value if ctx.subject is not None and ctx.subject.kind == "user" else None
+    found = ctx.anomalies(user=user)["anomalies"]
     if ctx.subject is not None:
         kind, value = ctx.subject.kind, ctx.subject.value
 
         def named(a: dict[str, Any]) -> bool:
             return (kind == "user" and a["user"] == value) or (kind == "repository" and a["repository"] == value)
 
+        def mixed(a: dict[str, Any]) -> bool:
+            """Whether the anomaly's evidence may hold events of several users.
+
+            Every rule but failure bursts on a repository groups its evidence by one user
+            (``user`` of the anomaly), so for a user subject only those can hold its events unnamed.
+            """
+            return kind != "user" or (a["rule"] == "failure_burst" and a["details"].get("subject") == "repository")
+
         # Anomalies not naming the subject are about it when their evidence holds one of its events:
         # look up only those evidence uids (bounded), not every event of the subject.
-        candidates = sorted({u for a in found if not named(a) for u in a["evidence_uids"]})
+        candidates = sorted({u for a in found if not named(a) and mixed(a) for u in a["evidence_uids"]})
         where, params = ctx.where()
         cond = f"{where} AND {subject_sql(ctx.subject, params)}"
         if len(candidates) <= EVIDENCE_LOOKUP_MAX:

@@ -169,6 +169,10 @@ def test_anomalies_without_evidence_equal_those_with_it_but_the_uids(store):
     stripped = [{**a, "evidence_uids": a["evidence_uids"] if a["rule"] == "protected_ref_force_or_delete" else []}
                 for a in full["anomalies"]]
     assert lean == {**full, "anomalies": stripped}
+    for user in ("flaky", "alice", "nobody"):
+        mine = anomalies(store, allowed_orgs=None, start_ns=W_START, end_ns=W_END, config=CONFIG, user=user)
+        assert mine["anomalies"] == [a for a in full["anomalies"] if a["user"] == user or (
+            a["rule"] == "failure_burst" and a["details"]["subject"] == "repository")]
 
 
 def test_failure_burst_by_user_and_by_repository(store):
