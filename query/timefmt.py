@@ -28,12 +28,21 @@ def format_ns(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
 
 
-def parse_time(text: str) -> int:
+#: Relative times, before now: ``-<n><unit>`` (seconds, minutes, hours, days, weeks), as the query language.
+_RELATIVE = re.compile(r"-(\d{1,7})([smhdw])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def parse_time(text: str, now_ns: int | None = None) -> int:
     """Parse a time bound into Unix nanoseconds (UTC).
 
     Accepts RFC 3339 (``2026-11-01T10:00:00.123456789Z``, offsets ``+02:00``),
     a bare date ``2026-11-01`` (midnight UTC), a date-time without zone (UTC),
-    or an integer count of nanoseconds.
+    an integer count of nanoseconds, ``now``, or a time relative to now:
+    ``-7d``, ``-24h``, ``-30m``, ``-90s``, ``-2w``.
+
+    Args:
+        now_ns: "now" for ``now`` and relative times (default: the clock).
 
     Raises:
         ValueError: with a message naming the accepted forms.
@@ -41,11 +50,15 @@ def parse_time(text: str) -> int:
     text = (text or "").strip()
     if re.fullmatch(r"\d{1,19}", text):
         return int(text)
+    rel = _RELATIVE.fullmatch(text)
+    if text == "now" or rel:
+        now = time.time_ns() if now_ns is None else now_ns
+        return now - int(rel[1]) * _UNIT_S[rel[2]] * 1_000_000_000 if rel else now
     m = _RFC3339.match(text)
     if not m:
         raise ValueError(
-            f"invalid time {text[:40]!r}: use RFC 3339 (2026-11-01T10:00:00Z), a date (2026-11-01) "
-            "or Unix nanoseconds"
+            f"invalid time {text[:40]!r}: use RFC 3339 (2026-11-01T10:00:00Z), a date (2026-11-01), "
+            "Unix nanoseconds, now, or relative to now (-7d, -24h)"
         )
     try:
         seconds = calendar.timegm(

@@ -387,3 +387,18 @@ def test_estimated_counts_are_exact_when_few_rows_are_left_else_a_marked_upper_b
     monkeypatch.setattr(search, "EXACT_COUNT_BELOW", 0)
     page = search_events(seeded, q)
     assert page.count_is_estimate is True and page.count >= 4
+
+
+def test_parse_time_takes_now_and_times_relative_to_now():
+    """Time bounds of the API and CLI accept now and -<n><s|m|h|d|w>, as the query language does."""
+    from gitaudit.query.timefmt import parse_time
+
+    now = 1_800_000_000 * 10**9
+    assert parse_time("now", now) == now
+    assert parse_time("-7d", now) == now - 7 * 86_400 * 10**9
+    assert parse_time(" -24h ", now) == now - 86_400 * 10**9
+    assert [parse_time(f"-1{u}", now) for u in "smw"] == [now - 10**9, now - 60 * 10**9, now - 7 * 86_400 * 10**9]
+    assert parse_time("2026-11-01", now) == 1_793_491_200 * 10**9
+    for bad in ("-7", "-7y", "+7d", "7d", "now-1d"):
+        with pytest.raises(ValueError, match="relative to now"):
+            parse_time(bad, now)

@@ -47,7 +47,7 @@ router = APIRouter()
 
 DEFAULT_RANGE_NS = 7 * 86_400 * 1_000_000_000
 _ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": QueryErrorPublic}}
-_FROM_HELP = "start, RFC 3339, date or Unix ns (default: to - 7 days)"
+_FROM_HELP = "start, RFC 3339, date, Unix ns, now or -7d (default: to - 7 days)"
 _ORG_HELP = "organization ids, repeatable; within the key's scope"
 RuleName = Literal[tuple(RULES)]  # type: ignore[valid-type]
 

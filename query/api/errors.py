@@ -15,7 +15,7 @@ log = logging.getLogger("gitaudit.api")
 
 
 def time_param(value: str | None, name: str, error: type[Exception] = SearchError) -> int | None:
-    """Parse query parameter ``name`` (RFC 3339, a date or Unix ns) to Unix ns UTC; None stays None.
+    """Parse query parameter ``name`` (RFC 3339, a date, Unix ns, now or -7d) to Unix ns UTC; None stays None.
 
     Raises:
         ``error`` (a 400 here) naming the parameter when the value is not a time.

@@ -69,8 +69,8 @@ def _subject(**given: str | None) -> Subject | None:
                        503: {"description": "PDF asked for but Chromium is not installed"}})
 async def get_report(
     request: Request, report_type: ReportName, principal: AuditorDep, store: StoreDep, ingest: IngestDep,
-    from_: Annotated[str | None, Query(alias="from", max_length=64,
-                                       description="start, RFC 3339, date or Unix ns (default: to - 7 days)")] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=64, description="start, RFC 3339, date, Unix ns, "
+                                       "now or -7d (default: to - 7 days)")] = None,
     to: Annotated[str | None, Query(max_length=64, description="end, exclusive (default: now)")] = None,
     org: Annotated[list[str], Query(description="organization ids, repeatable; within the key's scope")] = [],  # noqa: B006
     format: Annotated[Literal["html", "json", "csv", "pdf"], Query(description="output format")] = "html",  # noqa: A002

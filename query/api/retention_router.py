@@ -100,7 +100,7 @@ class RetentionApplyQuery(BaseModel):
 
 
 class LegalHoldCreate(BaseModel):
-    """A hold: at least one of organization, user_id, repository, start/end (RFC 3339, date or Unix ns)."""
+    """A hold: at least one of organization, user_id, repository, start/end (RFC 3339, date, Unix ns, now or -7d)."""
 
     reason: str = Field(min_length=1, max_length=2000)
     organization: str = ""

@@ -34,7 +34,7 @@ err = Console(stderr=True)
 
 DEFAULT_RANGE_NS = 7 * 86_400 * 1_000_000_000
 
-_FROM = typer.Option(None, "--from", help="start: RFC 3339, a date or Unix ns (default: 7 days before --to)")
+_FROM = typer.Option(None, "--from", help="start: RFC 3339, a date, Unix ns, now or -7d (default: 7 days before --to)")
 _TO = typer.Option(None, "--to", help="end, exclusive (default: now)")
 _ORG = typer.Option([], "--org", help="organization id, repeatable")
 _QUERY = typer.Option(None, "--query", "-q", help="search language filter, e.g. 'action:git.push -outcome:success'")

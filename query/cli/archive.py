@@ -53,7 +53,7 @@ def _require_archive(rt: Any) -> Any:
 def restore_command(
     org: list[str] = typer.Option([], "--org", help="organization to restore, repeatable (required unless --all-orgs)"),
     all_orgs: bool = typer.Option(False, "--all-orgs", help="restore every organization"),
-    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns), inclusive"),
+    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date, Unix ns, now or -7d), inclusive"),
     to: str = typer.Option(None, "--to", help="end, exclusive"),
 ) -> None:
     """Bring archived events of a range back into the store (no duplicates; rerunning is safe)."""

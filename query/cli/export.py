@@ -146,7 +146,7 @@ def export(
     org: list[str] = typer.Option([], "--org", help="organization id, repeatable"),
     repo: list[str] = typer.Option([], "--repo", help="repository name, repeatable"),
     outcome: list[str] = typer.Option([], "--outcome", help="success | failure | denied"),
-    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns)"),
+    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date, Unix ns, now or -7d)"),
     to: str = typer.Option(None, "--to", help="end, exclusive"),
     oldest_first: bool = typer.Option(False, "--oldest-first", help="oldest first (default newest first)"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),

@@ -114,7 +114,7 @@ def _seal_locally(org: str | None, until_ns: int | None) -> dict[str, Any]:
 
 def verify(
     org: str = typer.Option(None, "--org", help="verify only this organization (default: all)"),
-    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns)"),
+    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date, Unix ns, now or -7d)"),
     to: str = typer.Option(None, "--to", help="end, exclusive"),
     public_key: Path = typer.Option(None, "--public-key", exists=True, dir_okay=False,
                                     help="PEM file of the trusted public key (default: the server's key)"),
@@ -201,7 +201,7 @@ def public_key(
 def export_digests(
     output: Path = typer.Option(..., "--output", "-o", dir_okay=False, help="NDJSON file to write"),
     org: str = typer.Option(None, "--org", help="only this organization"),
-    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns)"),
+    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date, Unix ns, now or -7d)"),
     to: str = typer.Option(None, "--to", help="end, exclusive"),
     endpoint: str = typer.Option(None, "--endpoint", help="server URL (env GITAUDIT_ENDPOINT)"),
 ) -> None:

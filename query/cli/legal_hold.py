@@ -19,7 +19,7 @@ def create_command(
     org: str = typer.Option("", "--org", help="organization id"),
     user: str = typer.Option("", "--user", help="user id"),
     repo: str = typer.Option("", "--repo", help="repository name (or URL when events have no name)"),
-    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns), inclusive"),
+    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date, Unix ns, now or -7d), inclusive"),
     to: str = typer.Option(None, "--to", help="end, exclusive"),
 ) -> None:
     """Place a hold on the events matching every criterion given (at least one)."""

@@ -87,7 +87,8 @@ def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, f
 
 def report(
     report_type: str = typer.Argument(..., metavar="TYPE", help="soc2, gdpr, security or usage"),
-    from_: str = typer.Option(None, "--from", help="start: RFC 3339, a date or Unix ns (default: 7 days before --to)"),
+    from_: str = typer.Option(None, "--from", help="start: RFC 3339, a date, Unix ns, now or -7d "
+                              "(default: 7 days before --to)"),
     to: str = typer.Option(None, "--to", help="end, exclusive (default: now)"),
     org: list[str] = typer.Option([], "--org", help="organization id, repeatable (default: all you may read)"),
     fmt: str = typer.Option("html", "--format", "-f", help="html, json, csv (a zip of every table) or pdf"),

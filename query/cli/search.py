@@ -67,7 +67,7 @@ def search(
     repo: list[str] = typer.Option([], "--repo", help="repository name, repeatable"),
     outcome: list[str] = typer.Option([], "--outcome", help="success | failure | denied"),
     trace_id: list[str] = typer.Option([], "--trace-id", help="W3C trace id (32 hex)"),
-    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date or Unix ns)"),
+    from_: str = typer.Option(None, "--from", help="start (RFC 3339, date, Unix ns, now or -7d)"),
     to: str = typer.Option(None, "--to", help="end, exclusive"),
     text: str = typer.Option(None, "--text", help="free text taken literally (no query syntax), matched as whole words, case-insensitive"),
     oldest_first: bool = typer.Option(False, "--oldest-first", help="sort oldest first"),
