@@ -586,9 +586,11 @@ def test_api_serves_reports_scoped_and_records_the_export(api):
     assert resp.status_code == 200, resp.text
     doc = resp.json()
     assert verify_report(doc) and resp.headers["x-report-sha256"] == doc["sha256"]
+    assert resp.headers["x-report-events"] == str(doc["data_range"]["events"]) != "0"
     assert doc["parameters"]["organizations"] == ["acme"] and "globex" not in resp.text
     other = httpx.get(f"{url}/api/v1/reports/usage", params={**params, "org": "globex"}, headers=auth, timeout=60)
     assert other.status_code == 200 and other.json()["data_range"]["events"] == 0
+    assert other.headers["x-report-events"] == "0"
     zipped = httpx.get(f"{url}/api/v1/reports/usage", params={**params, "format": "csv"}, headers=auth, timeout=60)
     assert zipped.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(BytesIO(zipped.content)) as zf:
@@ -671,6 +673,9 @@ def test_cli_direct_reads_are_announced_recorded_and_refused_without_a_store(wor
                                      "WHERE EventName = 'audit.export' AND UserId LIKE 'cli:%' "
                                      "ORDER BY Timestamp DESC LIMIT 1")[0]
     assert (org, endpoint_attr) == ("acme", "cli report gdpr")
+    empty = CliRunner().invoke(app, ["usage", "--org", "no-such-org", "--format", "json", "--out",
+                                     str(tmp_path / "e.json"), "--endpoint", endpoint])
+    assert empty.exit_code == 0 and "the report covers no events: check --org (no-such-org)" in empty.output
     missing = tmp_path / "nowhere"
     monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", f"chdb://{missing}")
     refused = CliRunner().invoke(app, ["usage", "--out", str(tmp_path / "u.json"), "--endpoint", endpoint])

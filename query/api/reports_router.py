@@ -21,8 +21,8 @@ Query parameters:
 Role ``auditor`` (``admin`` passes). The report is restricted to
 ``principal.scope(org)`` in SQL and recorded as one ``audit.export`` event per
 organization. The response carries ``X-Report-SHA256`` (the report's hash, see
-:mod:`gitaudit.query.reports`). Errors: 400 naming the parameter; 503 when a
-PDF is asked for and Chromium is not installed.
+:mod:`gitaudit.query.reports`) and ``X-Report-Events`` (events in the period and scope).
+Errors: 400 naming the parameter; 503 when a PDF is asked for and Chromium is not installed.
 """
 
 from __future__ import annotations
@@ -103,10 +103,11 @@ async def get_report(
                            auth_enabled=getattr(state, "auth_enabled", None), integrity=integrity,
                            archive=ArchiveTarget.from_settings() if report_type == "gdpr" else None)
         body, media, name = render(doc, format, table=table)
-        return body, media, name, doc["sha256"], sum(len(t.rows) for t in report_tables(doc))
+        events = int(doc.get("data_range", {}).get("events") or 0)
+        return body, media, name, doc["sha256"], sum(len(t.rows) for t in report_tables(doc)), events
 
     try:
-        body, media, name, digest, rows = await run_in_threadpool(make)
+        body, media, name, digest, rows, events = await run_in_threadpool(make)
     except PdfUnavailable as exc:
         return JSONResponse(status_code=503, content={"detail": str(exc)})
     except ReportError as exc:
@@ -116,4 +117,4 @@ async def get_report(
     disposition = "inline" if format in ("html", "json") else "attachment"
     return Response(content=body, media_type=media,
                     headers={"Content-Disposition": f'{disposition}; filename="{name}"', "X-Report-SHA256": digest,
-                             "Cache-Control": "no-store"})
+                             "X-Report-Events": str(events), "Cache-Control": "no-store"})

@@ -64,17 +64,18 @@ def open_local(what: str) -> Any:
         path = path if path.is_absolute() else Path.cwd() / path
         if not path.is_dir():
             err.print(f"[red]error:[/] no server answered and there is no store at {path}: start the server "
-                      "(gitaudit serve), pass --endpoint, or set GITAUDIT_CLICKHOUSE_DSN to the store", highlight=False)
+                      "(gitaudit serve), pass --endpoint, or set GITAUDIT_CLICKHOUSE_DSN to the store",
+                      highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         where = str(path)
     else:
         where = dsn.split("@")[-1]  # never print credentials
     err.print(f"[yellow]note:[/] no server answered; reading the store at {where} directly for this {what} "
-              f"(recorded as a read by {LOCAL_READER_PREFIX}{_login()})", highlight=False)
+              f"(recorded as a read by {LOCAL_READER_PREFIX}{_login()})", highlight=False, soft_wrap=True)
     try:
         return open_store(dsn, settings.database)
     except StoreError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -32,12 +32,13 @@ DEFAULT_RANGE_NS = 7 * 86_400 * 1_000_000_000
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/] {message}", highlight=False)
+    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
-def _via_server(endpoint: str | None, report_type: str, params: dict[str, Any]) -> tuple[bytes, str] | None:
-    """The report's bytes and hash from the server; None when no server answers."""
+def _via_server(endpoint: str | None, report_type: str,
+                params: dict[str, Any]) -> tuple[bytes, str, int] | None:
+    """The report's bytes, hash and event count (-1: not said) from the server; None when no server answers."""
     import httpx
 
     from gitaudit.instrumentation.configuration import resolve_endpoint
@@ -56,11 +57,11 @@ def _via_server(endpoint: str | None, report_type: str, params: dict[str, Any]) 
         except ValueError:
             detail = resp.text[:200]
         _fail(f"the server answered {resp.status_code}: {detail}")
-    return resp.content, resp.headers.get("x-report-sha256", "")
+    return resp.content, resp.headers.get("x-report-sha256", ""), int(resp.headers.get("x-report-events", "-1"))
 
 
 def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, fmt: str, table: str | None,
-               tz: str, subject: Any, generated_at_ns: int | None, integrity: bool) -> tuple[bytes, str, str]:
+               tz: str, subject: Any, generated_at_ns: int | None, integrity: bool) -> tuple[bytes, str, str, int]:
     from ..report_render import render
     from ..reports import REPORT_TYPES, build_report
     from .local_store import open_local, record_local_read
@@ -82,7 +83,7 @@ def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, f
                       query={"from": start, "to": end, "org": orgs, "format": fmt, "table": table, "tz": tz,
                              "subject": [subject.kind, subject.value] if subject else None},
                       rows=int(doc.get("data_range", {}).get("events", 0) or 0), organizations=orgs)
-    return body, doc["sha256"], name
+    return body, doc["sha256"], name, int(doc.get("data_range", {}).get("events") or 0)
 
 
 def report(
@@ -126,14 +127,14 @@ def report(
               **dict(given), "integrity": "false" if no_integrity else None}
     fetched = None if generated_at_ns is not None else _via_server(endpoint, report_type, params)
     if fetched is not None:
-        body, digest = fetched
+        body, digest, events = fetched
         ext = {"csv": "csv" if table else "zip"}.get(fmt, fmt)
         name = f"gitaudit-{report_type}.{ext}"
     else:
         try:
             subject = Subject(*given[0]) if given else None
-            body, digest, name = _via_store(report_type, start, end, list(org) or None, fmt, table, tz, subject,
-                                            generated_at_ns, not no_integrity)
+            body, digest, name, events = _via_store(report_type, start, end, list(org) or None, fmt, table, tz,
+                                                    subject, generated_at_ns, not no_integrity)
         except (ReportError, AnalyticsError, SearchError, StoreError) as exc:
             _fail(str(exc))
     if out == "-":
@@ -141,5 +142,8 @@ def report(
     else:
         path = Path(out or name)
         path.write_bytes(body)
-        err.print(f"wrote {path} ({len(body):,} bytes)", highlight=False)
-    err.print(f"sha256 of the report: {digest}", highlight=False)
+        err.print(f"wrote {path} ({len(body):,} bytes)", highlight=False, soft_wrap=True)
+    err.print(f"sha256 of the report: {digest}", highlight=False, soft_wrap=True)
+    if events == 0:
+        err.print("[yellow]note:[/] the report covers no events: check --org"
+                  + (f" ({', '.join(org)})" if org else "") + " and the period", highlight=False, soft_wrap=True)
