@@ -95,3 +95,16 @@ def store(chdb_dsn):
     s = open_store(chdb_dsn, db)
     yield s
     s.command(f"DROP DATABASE IF EXISTS `{db}`")
+
+
+@pytest.fixture
+def no_server(monkeypatch) -> None:
+    """No server is named (GITAUDIT_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT unset) and none answers on the
+    default endpoint, so the read commands fall back to the store, as on a machine with no server running."""
+    import socket
+
+    monkeypatch.delenv("GITAUDIT_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        assert s.connect_ex(("127.0.0.1", 4318)) != 0, "something listens on 127.0.0.1:4318, the default endpoint"

@@ -431,13 +431,10 @@ def test_sql_injection_attempts_return_no_error_and_no_extra_rows(api):
 # --- the CLI ---------------------------------------------------------------------------
 
 
-def test_cli_reads_the_store_when_no_server_answers(seeded, chdb_dsn, monkeypatch):
+def test_cli_reads_the_store_when_no_server_answers(seeded, chdb_dsn, monkeypatch, no_server):
     """With no server, `analytics counts/histogram/usage` call the same functions on the store."""
-    from gitaudit.query.server import free_port
-
     monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", chdb_dsn)
     monkeypatch.setenv("GITAUDIT_DATABASE", seeded.database)
-    monkeypatch.setenv("GITAUDIT_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     window = ["--from", str(T0), "--to", str(END)]
     r = CliRunner().invoke(cli_app, ["counts", "--by", "org", "--json", *window])
     assert r.exit_code == 0, r.output

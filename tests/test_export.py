@@ -198,22 +198,30 @@ def test_cli_export_via_server_writes_the_whole_result(seed_server, tmp_path):
     assert "5 event(s) written" in result.output
 
 
-def test_cli_export_falls_back_to_the_store_and_rejects_bad_queries(store, chdb_dsn, tmp_path, monkeypatch):
-    """With no server, export reads the store; a bad query exits 2 with a caret and leaves no file."""
+def test_cli_export_falls_back_to_the_store_and_rejects_bad_queries(store, chdb_dsn, tmp_path, monkeypatch,
+                                                                    no_server):
+    """With no server, export reads the store; a bad query exits 2 with a caret and leaves no file;
+    a named server that does not answer is an error, not a reason to read another dataset."""
     store.insert_rows(seed_rows())
     monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", chdb_dsn)
     monkeypatch.setenv("GITAUDIT_DATABASE", store.database)
-    nowhere = f"http://127.0.0.1:{free_port()}"
     out = tmp_path / "events.ndjson"
     app = _app(export, search)
-    result = CliRunner().invoke(app, ["export", "action:git.push", "--out", str(out), "--endpoint", nowhere,
-                                      "--no-progress"])
+    result = CliRunner().invoke(app, ["export", "action:git.push", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert [json.loads(line)["uid"] for line in out.read_text().splitlines()] == ["e7", "e6", "e1", "e0"]
     bad = tmp_path / "bad.ndjson"
-    result = CliRunner().invoke(app, ["export", "actor:", "--out", str(bad), "--endpoint", nowhere])
+    result = CliRunner().invoke(app, ["export", "actor:", "--out", str(bad)])
     assert result.exit_code == 2 and "expected a value after 'actor:'" in result.output
     assert "      ^" in result.output and not bad.exists()
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    named = tmp_path / "named.ndjson"
+    result = CliRunner().invoke(app, ["export", "action:git.push", "--out", str(named), "--endpoint", nowhere])
+    assert result.exit_code == 2 and f"no server answered at {nowhere} (from --endpoint)" in result.output
+    assert not named.exists()
+    monkeypatch.setenv("GITAUDIT_ENDPOINT", nowhere)
+    result = CliRunner().invoke(app, ["search", "action:git.push"])
+    assert result.exit_code == 2 and "(from the environment" in result.output
 
 
 def test_cli_search_takes_the_language_and_shortcuts(seed_server):

@@ -618,13 +618,12 @@ def test_api_serves_reports_scoped_and_records_the_export(api):
 # --- the CLI ---------------------------------------------------------------------------------------
 
 
-def test_cli_writes_a_report_from_the_store(world, chdb_dsn, tmp_path, monkeypatch):
+def test_cli_writes_a_report_from_the_store(world, chdb_dsn, tmp_path, monkeypatch, no_server):
     """With no server answering, ``gitaudit report`` builds from the store; --generated-at reproduces bytes."""
     import typer
     from typer.testing import CliRunner
 
     from gitaudit.query.cli.report import report
-    from gitaudit.query.server import free_port
 
     monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", chdb_dsn)
     monkeypatch.setenv("GITAUDIT_DATABASE", world["store"].database)
@@ -632,7 +631,7 @@ def test_cli_writes_a_report_from_the_store(world, chdb_dsn, tmp_path, monkeypat
     app.command()(report)
     out = tmp_path / "usage.json"
     args = ["usage", "--from", format_ns(START), "--to", format_ns(END), "--org", "acme", "--format", "json",
-            "--out", str(out), "--endpoint", f"http://127.0.0.1:{free_port()}"]
+            "--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
@@ -640,45 +639,42 @@ def test_cli_writes_a_report_from_the_store(world, chdb_dsn, tmp_path, monkeypat
     assert doc["data_range"]["events"] == len(_in(world["events"], "acme"))
     again = tmp_path / "again.json"
     for target in (out, again):
-        assert CliRunner().invoke(app, [*args[:-3], str(target), "--generated-at", "2027-01-01T00:00:00Z"]).exit_code == 0
+        assert CliRunner().invoke(app, [*args[:-1], str(target), "--generated-at", "2027-01-01T00:00:00Z"]).exit_code == 0
     assert out.read_bytes() == again.read_bytes()
     bad = CliRunner().invoke(app, ["usage", "--from", "soon", "--out", str(out)])
     assert bad.exit_code == 2 and "invalid time" in bad.output
 
 
 def test_cli_direct_reads_are_announced_recorded_and_refused_without_a_store(world, chdb_dsn, tmp_path,
-                                                                             monkeypatch):
+                                                                             monkeypatch, no_server):
     """A report read straight from the store says so, is recorded as audit.export by cli:<login>,
     and a store directory that does not exist is refused instead of read as empty."""
     import typer
     from typer.testing import CliRunner
 
     from gitaudit.query.cli.report import report
-    from gitaudit.query.server import free_port
 
     store = world["store"]
     monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", chdb_dsn)
     monkeypatch.setenv("GITAUDIT_DATABASE", store.database)
     app = typer.Typer()
     app.command()(report)
-    endpoint = f"http://127.0.0.1:{free_port()}"
     reads = f"SELECT count() FROM {store.table} WHERE EventName = 'audit.export' AND UserId LIKE 'cli:%'"
     before = store.query(reads)[0][0]
-    result = CliRunner().invoke(app, ["gdpr", "--org", "acme", "--format", "json", "--out", str(tmp_path / "g.json"),
-                                      "--endpoint", endpoint])
+    result = CliRunner().invoke(app, ["gdpr", "--org", "acme", "--format", "json", "--out", str(tmp_path / "g.json")])
     assert result.exit_code == 0, result.output
-    assert "no server answered; reading the store" in result.output
+    assert "no server answered at http://127.0.0.1:4318; reading the store" in result.output
     assert store.query(reads)[0][0] == before + 1
     org, endpoint_attr = store.query(f"SELECT OrgId, LogAttributes['audit.query.endpoint'] FROM {store.table} "
                                      "WHERE EventName = 'audit.export' AND UserId LIKE 'cli:%' "
                                      "ORDER BY Timestamp DESC LIMIT 1")[0]
     assert (org, endpoint_attr) == ("acme", "cli report gdpr")
     empty = CliRunner().invoke(app, ["usage", "--org", "no-such-org", "--format", "json", "--out",
-                                     str(tmp_path / "e.json"), "--endpoint", endpoint])
+                                     str(tmp_path / "e.json")])
     assert empty.exit_code == 0 and "the report covers no events: check --org (no-such-org)" in empty.output
     missing = tmp_path / "nowhere"
     monkeypatch.setenv("GITAUDIT_CLICKHOUSE_DSN", f"chdb://{missing}")
-    refused = CliRunner().invoke(app, ["usage", "--out", str(tmp_path / "u.json"), "--endpoint", endpoint])
+    refused = CliRunner().invoke(app, ["usage", "--out", str(tmp_path / "u.json")])
     assert refused.exit_code == 2 and "there is no store at" in refused.output and not missing.exists()
 
 

@@ -59,14 +59,14 @@ def _via_server(endpoint: str | None, path: str, params: dict[str, Any]) -> dict
 
 
 def _via_store(call, what: str = "analytics", params: dict[str, Any] | None = None,
-               orgs: list[str] | None = None) -> dict[str, Any]:
+               orgs: list[str] | None = None, endpoint: str | None = None) -> dict[str, Any]:
     """Open the store directly, run ``call(store)`` and record the read; exits 2 on a bad parameter."""
     from ..qlang import QuerySyntaxError
     from ..search import SearchError
     from ..store.client import StoreError
     from .local_store import open_local, record_local_read
 
-    store = open_local(what)
+    store = open_local(what, endpoint)
     try:
         result = _ns_strings(call(store))
         record_local_read(store, "audit.query", endpoint=f"cli {what}", query=params or {}, rows=0,
@@ -132,7 +132,7 @@ def counts(
         start, end = _times(from_, to)
         result = _via_store(lambda s: count_by(s, by, allowed_orgs=_scope(org), start_ns=start, end_ns=end,
                                                filters=_filters(query), limit=limit),
-                            "counts", params, _scope(org))
+                            "counts", params, _scope(org), endpoint)
     if _emit(result, as_json):
         return
     table = Table(title=f"events by {result['field']} ({result['total']} events, {result['distinct']} values)")
@@ -162,7 +162,7 @@ def histogram_command(
         start, end = _times(from_, to)
         result = _via_store(lambda s: histogram(s, allowed_orgs=_scope(org), start_ns=start, end_ns=end,
                                                 interval=interval, tz=tz, filters=_filters(query)),
-                            "histogram", params, _scope(org))
+                            "histogram", params, _scope(org), endpoint)
     if _emit(result, as_json):
         return
     peak = max((b["count"] for b in result["buckets"]), default=0)
@@ -193,7 +193,7 @@ def usage(
         start, end = _times(from_, to)
         result = _via_store(lambda s: usage_metrics(s, allowed_orgs=_scope(org), start_ns=start, end_ns=end,
                                                     filters=_filters(query), top=top, tz=tz),
-                            "usage", params, _scope(org))
+                            "usage", params, _scope(org), endpoint)
     if _emit(result, as_json):
         return
     ops = result["operations"]
@@ -266,7 +266,7 @@ def timeline_command(
         start, end = _times(from_, to, default=False)
         result = _via_store(lambda s: timeline(s, allowed_orgs=_scope(org), **subject, start_ns=start, end_ns=end,
                                                limit=limit, filters=_filters(query)),
-                            "timeline", params, _scope(org))
+                            "timeline", params, _scope(org), endpoint)
     if _emit(result, as_json):
         return
     subj = result["subject"]
@@ -303,7 +303,7 @@ def anomalies_command(
         start, end = _times(from_, to)
         result = _via_store(lambda s: anomalies(s, allowed_orgs=_scope(org), start_ns=start, end_ns=end,
                                                 rules=rule or None),
-                            "anomalies", params, _scope(org))
+                            "anomalies", params, _scope(org), endpoint)
     if _emit(result, as_json):
         return
     table = Table(title=f"{len(result['anomalies'])} anomal{'y' if len(result['anomalies']) == 1 else 'ies'}"

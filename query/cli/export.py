@@ -86,7 +86,7 @@ def _via_server(base: str, params: dict[str, Any], fmt: str, sink: BinaryIO, sho
     return counter.rows
 
 
-def _via_store(params: dict[str, Any], fmt: str, sink: BinaryIO, show: bool) -> int:
+def _via_store(params: dict[str, Any], fmt: str, sink: BinaryIO, show: bool, endpoint: str | None = None) -> int:
     from ..export import export_chunks
     from ..search import SearchError, build_where, count_events, iter_events
     from ..store.client import StoreError
@@ -96,7 +96,7 @@ def _via_store(params: dict[str, Any], fmt: str, sink: BinaryIO, show: bool) -> 
     try:
         q = query_from_params(params)
         build_where(q, None)  # report query errors before the file is touched
-        store = open_local("export")
+        store = open_local("export", endpoint)
         total = count_events(store, q) if show else None
         with _progress() if show else _NoProgress() as progress:
             task = progress.add_task("export", total=total)
@@ -166,7 +166,7 @@ def export(
     try:
         rows = _via_server(resolve_endpoint(endpoint), params, fmt, sink, show)
         if rows is None:
-            rows = _via_store(params, fmt, sink, show)
+            rows = _via_store(params, fmt, sink, show, endpoint)
     except typer.Exit:
         if not to_stdout:
             sink.close()

@@ -45,32 +45,52 @@ def local_reader() -> Any:
     return Reader(key_id=f"{LOCAL_READER_PREFIX}{_login()}", name=f"gitaudit CLI on {socket.gethostname()}")
 
 
-def open_local(what: str) -> Any:
+def open_local(what: str, endpoint: str | None = None, asked_server: bool = True) -> Any:
     """Open the configured store for a direct read of ``what`` (e.g. ``"report"``), saying so on stderr.
+
+    Only when no server was named: with ``--endpoint``, ``GITAUDIT_ENDPOINT`` or
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` set to another address than the default, the
+    caller asked for that server's data, so its silence is an error, not a reason
+    to answer from another dataset.
+
+    Args:
+        endpoint: the ``--endpoint`` option as given (None: not given).
+        asked_server: whether a server was asked first (False: the command reads the store by design,
+            e.g. ``report --generated-at``, so a named endpoint is not an error).
 
     Returns:
         the :class:`~gitaudit.query.store.client.Store`.
 
     Raises:
-        typer.Exit: (code 2) the embedded store's directory does not exist, or the store cannot be opened.
+        typer.Exit: (code 2) a named server did not answer, the embedded store's directory does
+            not exist, or the store cannot be opened.
     """
+    from gitaudit.instrumentation.configuration import DEFAULT_ENDPOINT, resolve_endpoint
+
     from ..settings import Settings
     from ..store.client import StoreError, open_store
 
+    tried = resolve_endpoint(endpoint)
+    if asked_server and tried != DEFAULT_ENDPOINT.rstrip("/"):
+        source = "--endpoint" if endpoint else "the environment (GITAUDIT_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)"
+        err.print(f"[red]error:[/] no server answered at {tried} (from {source}); start it, or leave the "
+                  "endpoint unset to read the local store directly", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     settings = Settings()
     dsn = settings.clickhouse_dsn
     if dsn.startswith("chdb://"):
         path = Path(dsn[len("chdb://"):]).expanduser()
         path = path if path.is_absolute() else Path.cwd() / path
         if not path.is_dir():
-            err.print(f"[red]error:[/] no server answered and there is no store at {path}: start the server "
-                      "(gitaudit serve), pass --endpoint, or set GITAUDIT_CLICKHOUSE_DSN to the store",
-                      highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] no server answered at {tried} and there is no store at {path}: start "
+                      "the server (gitaudit serve), or run from the directory that holds ./data, or set "
+                      "GITAUDIT_CLICKHOUSE_DSN to the store", highlight=False, soft_wrap=True)
             raise typer.Exit(2)
         where = str(path)
     else:
         where = dsn.split("@")[-1]  # never print credentials
-    err.print(f"[yellow]note:[/] no server answered; reading the store at {where} directly for this {what} "
+    reason = f"no server answered at {tried}" if asked_server else "--generated-at builds from the store"
+    err.print(f"[yellow]note:[/] {reason}; reading the store at {where} directly for this {what} "
               f"(recorded as a read by {LOCAL_READER_PREFIX}{_login()})", highlight=False, soft_wrap=True)
     try:
         return open_store(dsn, settings.database)

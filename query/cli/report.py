@@ -61,12 +61,13 @@ def _via_server(endpoint: str | None, report_type: str,
 
 
 def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, fmt: str, table: str | None,
-               tz: str, subject: Any, generated_at_ns: int | None, integrity: bool) -> tuple[bytes, str, str, int]:
+               tz: str, subject: Any, generated_at_ns: int | None, integrity: bool,
+               endpoint: str | None = None) -> tuple[bytes, str, str, int]:
     from ..report_render import render
     from ..reports import REPORT_TYPES, build_report
     from .local_store import open_local, record_local_read
 
-    store = open_local(f"{report_type} report")
+    store = open_local(f"{report_type} report", endpoint, asked_server=generated_at_ns is None)
     total = len(REPORT_TYPES[report_type].sections) if report_type in REPORT_TYPES else 0
     columns = (TextColumn("[bold]{task.description}[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("sections"),
                TimeElapsedColumn())
@@ -134,7 +135,7 @@ def report(
         try:
             subject = Subject(*given[0]) if given else None
             body, digest, name, events = _via_store(report_type, start, end, list(org) or None, fmt, table, tz,
-                                                    subject, generated_at_ns, not no_integrity)
+                                                    subject, generated_at_ns, not no_integrity, endpoint)
         except (ReportError, AnalyticsError, SearchError, StoreError) as exc:
             _fail(str(exc))
     if out == "-":

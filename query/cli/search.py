@@ -87,7 +87,7 @@ def search(
                      include_archive="true" if archive else None, **{"from": from_, "to": to})
     events = _via_server(resolve_endpoint(endpoint), params)
     if events is None:
-        events = _via_archive(params) if archive else _via_store(params)
+        events = _via_archive(params) if archive else _via_store(params, endpoint)
     if as_json:
         for e in events:
             out.print_json(json.dumps(e)) if out.is_terminal else print(json.dumps(e, separators=(",", ":")))
@@ -147,7 +147,7 @@ def query_from_params(params: dict[str, Any]) -> Any:
     )
 
 
-def _via_store(params: dict[str, Any]) -> list[dict[str, Any]]:
+def _via_store(params: dict[str, Any], endpoint: str | None = None) -> list[dict[str, Any]]:
     from ..search import SearchError, search_events
     from ..settings import Settings
     from ..store.client import StoreError
@@ -156,7 +156,7 @@ def _via_store(params: dict[str, Any]) -> list[dict[str, Any]]:
     settings = Settings()
     try:
         q = query_from_params(params)
-        store = open_local("search")
+        store = open_local("search", endpoint)
         events = search_events(store, q, None, settings.max_page_size).events
         record_local_read(store, "audit.query", endpoint="cli search", query=params, rows=len(events),
                           organizations=list(q.organizations) or None)
