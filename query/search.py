@@ -193,7 +193,13 @@ def row_to_event(row: tuple) -> dict[str, Any]:
 
 
 def build_where(q: EventQuery, allowed_orgs: list[str] | None) -> tuple[list[str], dict[str, Any]]:
-    """Return WHERE conditions (fixed SQL fragments) and their bound parameters."""
+    """Return WHERE conditions (fixed SQL fragments) and their bound parameters.
+
+    Raises:
+        SearchError: an empty time range (``from`` at or after ``to``), or a bad query or filter.
+    """
+    if q.start_ns is not None and q.end_ns is not None and q.start_ns >= q.end_ns:
+        raise SearchError("the time range is empty: 'from' must be before 'to'")
     cond: list[str] = []
     params: dict[str, Any] = {}
     if allowed_orgs is not None:

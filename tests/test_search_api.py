@@ -219,3 +219,11 @@ def test_git_operations_view_has_the_user_story_columns(seeded):
     assert by_id["e2"]["operation_type"] == "fetch" and by_id["e2"]["duration_ms"] == 200
     assert store.query(f"SELECT type FROM system.columns WHERE database = {{db:String}} AND table = 'git_operations' "
                        "AND name = 'duration_ms'", {"db": store.database}) == [("Int64",)]
+
+
+def test_an_inverted_time_range_is_refused_not_answered_empty(server):
+    """from at or after to is a 400 naming the problem, on GET and POST search alike (as reports do)."""
+    url = server.url
+    for resp in (httpx.get(f"{url}/api/v1/events", params={"from": "now", "to": "-1d"}, timeout=30),
+                 httpx.post(f"{url}/api/v1/events/search", json={"from": "now", "to": "-1d"}, timeout=30)):
+        assert resp.status_code == 400 and "the time range is empty" in resp.json()["detail"]
