@@ -73,6 +73,13 @@ def start_sealer(app: Any, settings: IntegritySettings | None = None) -> asyncio
     settings = settings or IntegritySettings()
     task = None
     if settings.seal_interval_s > 0:
+        if getattr(app.state, "signing_key", None) is None:
+            # Create the key now, not at the first seal: `gitaudit public-key`, `verify` and the SOC 2
+            # report then find it from the start (and say "nothing sealed yet" rather than "no key").
+            try:
+                load_signing_key(settings.key_path())
+            except Exception as exc:  # noqa: BLE001 - the sealer retries and logs at each run
+                log.error("integrity signing key unavailable: %s", str(exc)[:300])
         task = asyncio.get_running_loop().create_task(_loop(app, settings), name="gitaudit-sealer")
     app.state.sealer_task = task
     return task

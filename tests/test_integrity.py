@@ -276,6 +276,20 @@ def test_sealer_disabled_with_interval_zero(store):
     assert asyncio.run(run()) is None and app.state.sealer_task is None
 
 
+def test_sealer_creates_the_signing_key_when_it_starts(store, tmp_path):
+    """A new server has its signing key at once, not only after the first seal an interval later."""
+    app = types.SimpleNamespace(state=types.SimpleNamespace(store=store))
+    key_file = tmp_path / "keys" / "signing_key.pem"
+    settings = IntegritySettings(seal_interval_s=3600, signing_key_file=key_file)
+
+    async def run() -> None:
+        start_sealer(app, settings)
+        await stop_sealer(app)
+
+    asyncio.run(run())
+    assert key_file.exists() and b"PRIVATE KEY" in key_file.read_bytes()
+
+
 def _dsn_of() -> str:
     from gitaudit.query.store import client as store_client
 
@@ -318,6 +332,23 @@ def test_cli_seal_seals_and_records_the_run(store, key, monkeypatch):
     data = json.loads(result.stdout)
     assert (data["windows_sealed"], data["events_sealed"]) == (3, 3)
     assert store.query(f"SELECT count() FROM {store.table} WHERE EventName = 'security.event'")[0][0] == 1
+
+
+def test_cli_refuses_to_invent_a_key_or_a_store_in_the_wrong_directory(tmp_path, monkeypatch):
+    """Offline in a directory with no store: public-key, seal and verify exit 2 and create nothing."""
+    from gitaudit.query.cli.integrity import app
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("GITAUDIT_CLICKHOUSE_DSN", "GITAUDIT_SIGNING_KEY_FILE", "GITAUDIT_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GITAUDIT_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    runner = CliRunner()
+    pem = runner.invoke(app, ["public-key"])
+    assert pem.exit_code == 2 and "no signing key" in pem.output
+    for args in (["seal"], ["verify"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "there is no store at" in result.output, (args, result.output)
+    assert list(tmp_path.iterdir()) == []
 
 
 def _offline_script() -> str:

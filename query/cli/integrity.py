@@ -40,7 +40,10 @@ def _open_store():
     from ..settings import Settings
     from ..store.client import StoreError, open_store
 
+    from .local_store import require_store_dir
+
     settings = Settings()
+    require_store_dir(settings.clickhouse_dsn)
     try:
         return open_store(settings.clickhouse_dsn, settings.database)
     except StoreError as exc:
@@ -190,7 +193,7 @@ def public_key(
         from ..integrity_settings import IntegritySettings
 
         try:
-            print(public_key_pem(load_signing_key(IntegritySettings().key_path())), end="")
+            print(public_key_pem(load_signing_key(IntegritySettings().key_path(), create=False)), end="")
         except SigningKeyError as exc:
             err.print(f"error: {exc}", markup=False)
             raise typer.Exit(2) from None

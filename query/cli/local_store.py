@@ -23,7 +23,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-__all__ = ["LOCAL_READER_PREFIX", "local_reader", "open_local", "record_local_read"]
+__all__ = ["LOCAL_READER_PREFIX", "local_reader", "open_local", "record_local_read", "require_store_dir"]
 
 err = Console(stderr=True)
 
@@ -43,6 +43,26 @@ def local_reader() -> Any:
     from ..read_audit import Reader
 
     return Reader(key_id=f"{LOCAL_READER_PREFIX}{_login()}", name=f"gitaudit CLI on {socket.gethostname()}")
+
+
+def require_store_dir(dsn: str, tried: str | None = None) -> str:
+    """The embedded store's directory for ``dsn`` (or the server's address), refusing one that does not exist.
+
+    Raises:
+        typer.Exit: (code 2) an embedded store directory that does not exist: a command run from the
+            wrong directory must not create and read an empty store.
+    """
+    if not dsn.startswith("chdb://"):
+        return dsn.split("@")[-1]  # never print credentials
+    path = Path(dsn[len("chdb://"):]).expanduser()
+    path = path if path.is_absolute() else Path.cwd() / path
+    if not path.is_dir():
+        where = f"no server answered at {tried} and " if tried else ""
+        err.print(f"[red]error:[/] {where}there is no store at {path}: start the server (gitaudit serve), "
+                  "or run from the directory that holds ./data, or set GITAUDIT_CLICKHOUSE_DSN to the store",
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    return str(path)
 
 
 def open_local(what: str, endpoint: str | None = None, asked_server: bool = True) -> Any:
@@ -77,23 +97,12 @@ def open_local(what: str, endpoint: str | None = None, asked_server: bool = True
                   "endpoint unset to read the local store directly", highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     settings = Settings()
-    dsn = settings.clickhouse_dsn
-    if dsn.startswith("chdb://"):
-        path = Path(dsn[len("chdb://"):]).expanduser()
-        path = path if path.is_absolute() else Path.cwd() / path
-        if not path.is_dir():
-            err.print(f"[red]error:[/] no server answered at {tried} and there is no store at {path}: start "
-                      "the server (gitaudit serve), or run from the directory that holds ./data, or set "
-                      "GITAUDIT_CLICKHOUSE_DSN to the store", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
-        where = str(path)
-    else:
-        where = dsn.split("@")[-1]  # never print credentials
+    where = require_store_dir(settings.clickhouse_dsn, tried if asked_server else None)
     reason = f"no server answered at {tried}" if asked_server else "--generated-at builds from the store"
     err.print(f"[yellow]note:[/] {reason}; reading the store at {where} directly for this {what} "
               f"(recorded as a read by {LOCAL_READER_PREFIX}{_login()})", highlight=False, soft_wrap=True)
     try:
-        return open_store(dsn, settings.database)
+        return open_store(settings.clickhouse_dsn, settings.database)
     except StoreError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
