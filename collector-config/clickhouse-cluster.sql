@@ -186,9 +186,9 @@ ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `Re
 
 ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `Repository` LowCardinality(String) MATERIALIZED if(mapContains(LogAttributes, 'vcs.repository.name'), LogAttributes['vcs.repository.name'], LogAttributes['vcs.repository.url.full']);
 
-ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count'], k), LogAttributes) CODEC(ZSTD(1));
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'gen_ai.usage.cost_usd'], k), LogAttributes) CODEC(ZSTD(1));
 
-ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count'], k), LogAttributes) CODEC(ZSTD(1));
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'gen_ai.usage.cost_usd'], k), LogAttributes) CODEC(ZSTD(1));
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `HotAttributes` SETTINGS mutations_sync = 2;
 
@@ -198,9 +198,9 @@ ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD INDEX idx_att
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE INDEX idx_attr_values SETTINGS mutations_sync = 2;
 
-ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count'], k), LogAttributes) CODEC(ZSTD(1));
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'gen_ai.usage.cost_usd'], k), LogAttributes) CODEC(ZSTD(1));
 
-ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count'], k), LogAttributes) CODEC(ZSTD(1));
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'gen_ai.usage.cost_usd'], k), LogAttributes) CODEC(ZSTD(1));
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `HotAttributes` SETTINGS mutations_sync = 2;
 
@@ -270,9 +270,37 @@ ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXIST
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `Attr_vcs_ref_head_name`, MATERIALIZE COLUMN `Attr_git_ref_protected`, MATERIALIZE COLUMN `Attr_git_push_forced`, MATERIALIZE COLUMN `Attr_git_push_deleted`, MATERIALIZE COLUMN `Attr_git_ref_update_kind`, MATERIALIZE COLUMN `Attr_user_roles`, MATERIALIZE COLUMN `Attr_error_type`, MATERIALIZE COLUMN `Attr_client_address`, MATERIALIZE COLUMN `Attr_conflict_type`, MATERIALIZE COLUMN `Attr_conflict_resolution_method`, MATERIALIZE COLUMN `Attr_conflict_validation_passed`, MATERIALIZE COLUMN `Attr_security_event_type`, MATERIALIZE COLUMN `Attr_gdpr_purpose`, MATERIALIZE COLUMN `Attr_gdpr_legal_basis`, MATERIALIZE COLUMN `Attr_gdpr_data_category`, MATERIALIZE COLUMN `Attr_audit_redacted_count` SETTINGS mutations_sync = 2;
 
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'gen_ai.usage.cost_usd'], k), LogAttributes) CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `HotAttributes` Map(LowCardinality(String), String) MATERIALIZED mapFilter((k, v) -> has(['vcs.ref.head.name', 'git.ref.protected', 'git.push.forced', 'git.push.deleted', 'git.ref.update.kind', 'user.roles', 'error.type', 'client.address', 'conflict.type', 'conflict.resolution.method', 'conflict.validation.passed', 'security.event.type', 'gdpr.purpose', 'gdpr.legal_basis', 'gdpr.data.category', 'audit.redacted.count', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'gen_ai.usage.cost_usd'], k), LogAttributes) CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `HotAttributes` SETTINGS mutations_sync = 2;
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_request_model` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.request.model'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_request_model` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.request.model'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_response_model` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.response.model'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_response_model` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.response.model'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_usage_input_tokens` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.usage.input_tokens'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_usage_input_tokens` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.usage.input_tokens'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_usage_output_tokens` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.usage.output_tokens'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_usage_output_tokens` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.usage.output_tokens'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_usage_cost_usd` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.usage.cost_usd'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXISTS `Attr_gen_ai_usage_cost_usd` LowCardinality(String) MATERIALIZED LogAttributes['gen_ai.usage.cost_usd'] CODEC(ZSTD(1));
+
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `Attr_gen_ai_request_model`, MATERIALIZE COLUMN `Attr_gen_ai_response_model`, MATERIALIZE COLUMN `Attr_gen_ai_usage_input_tokens`, MATERIALIZE COLUMN `Attr_gen_ai_usage_output_tokens`, MATERIALIZE COLUMN `Attr_gen_ai_usage_cost_usd` SETTINGS mutations_sync = 2;
+
 CREATE TABLE IF NOT EXISTS `gitaudit`.`schema_migrations` ON CLUSTER `gitaudit`
 (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/gitaudit.schema_migrations', '{replica}')
 ORDER BY version;
 
-INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens'), (9, 'HotAttributes also holds audit.redacted.count'), (10, 'one LowCardinality column per hot attribute value');
+INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens'), (9, 'HotAttributes also holds audit.redacted.count'), (10, 'one LowCardinality column per hot attribute value'), (11, 'gen_ai model, token and cost attributes are hot (Claude usage)');

@@ -33,7 +33,7 @@ def test_schema_has_exactly_the_collector_columns_and_types(store):
 
     assert materialized == {"OrgId", "UserId", "Outcome", "Repository", "Uid", "DurationMs", "ObservedInsertTime",
                             "HotAttributes", *HOT_VALUE_COLUMNS.values()}
-    assert len(HOT_VALUE_COLUMNS) == 16 and HOT_VALUE_COLUMNS["vcs.ref.head.name"] == "Attr_vcs_ref_head_name"
+    assert len(HOT_VALUE_COLUMNS) == 21 and HOT_VALUE_COLUMNS["vcs.ref.head.name"] == "Attr_vcs_ref_head_name"
 
 
 def test_sort_key_and_partitioning(store):
@@ -69,7 +69,7 @@ def test_migrations_6_and_7_convert_an_existing_table_keeping_its_values(chdb_ds
         assert apply_migrations(store, old) == [1, 2, 3, 4, 5]
         store.insert_rows([_row("u1", **{"user.id": "alice", "vcs.repository.name": "org/app"}),
                            _row("u2", **{"vcs.repository.url.full": "https://h/x.git"})])
-        assert apply_migrations(store) == [6, 7, 8, 9, 10]
+        assert apply_migrations(store) == [6, 7, 8, 9, 10, 11]
         index = store.query("SELECT expr, type_full FROM system.data_skipping_indices WHERE database = {db:String} "
                             "AND table = 'otel_logs' AND name = 'idx_attr_values'", {"db": db})
         assert "replaceRegexpAll" in index[0][1]  # rebuilt without identifier tokens

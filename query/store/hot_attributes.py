@@ -40,7 +40,12 @@ HOT_ATTRIBUTE_KEYS: tuple[str, ...] = (
     sc.USER_ROLES, sc.ERROR_TYPE, sc.CLIENT_ADDRESS, sc.CONFLICT_TYPE, sc.CONFLICT_RESOLUTION_METHOD,
     sc.CONFLICT_VALIDATION_PASSED, sc.SECURITY_EVENT_TYPE, sc.GDPR_PURPOSE, sc.GDPR_LEGAL_BASIS,
     sc.GDPR_DATA_CATEGORY, sc.AUDIT_REDACTED_COUNT,
+    # migration 11: what Claude usage sums and groups by (only claude.request events carry them)
+    sc.GEN_AI_REQUEST_MODEL, sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_USAGE_INPUT_TOKENS, sc.GEN_AI_USAGE_OUTPUT_TOKENS,
+    sc.GEN_AI_USAGE_COST_USD,
 )
+#: The hot keys of migration 10 (the value columns it added); later keys get their columns in later migrations.
+MIGRATION_10_KEYS: tuple[str, ...] = HOT_ATTRIBUTE_KEYS[:16]
 
 HOT_COLUMN = "HotAttributes"
 _HOT = frozenset(HOT_ATTRIBUTE_KEYS)
@@ -83,14 +88,23 @@ HOT_COLUMNS_FROM_LOG_ATTRIBUTES = ", ".join(
     [f"{HOT_COLUMN_EXPRESSION} AS {HOT_COLUMN}",
      *(f"toLowCardinality(LogAttributes['{k}']) AS {c}" for k, c in HOT_VALUE_COLUMNS.items())])
 
-#: Migration 10 statements: the value columns, then computed for stored rows in one mutation.
-HOT_VALUE_COLUMN_STATEMENTS: tuple[str, ...] = (
-    *(f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} ADD COLUMN IF NOT EXISTS `{c}` LowCardinality(String) "
-      f"MATERIALIZED LogAttributes['{k}'] CODEC(ZSTD(1))" for k, c in HOT_VALUE_COLUMNS.items()),
-    f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} "
-    + ", ".join(f"MATERIALIZE COLUMN `{c}`" for c in HOT_VALUE_COLUMNS.values())
-    + " SETTINGS mutations_sync = 2",
-)
+def value_column_statements(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Statements adding the value columns of ``keys``, then computing them for stored rows in one mutation."""
+    columns = {k: HOT_VALUE_COLUMNS[k] for k in keys}
+    return (
+        *(f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} ADD COLUMN IF NOT EXISTS `{c}` LowCardinality(String) "
+          f"MATERIALIZED LogAttributes['{k}'] CODEC(ZSTD(1))" for k, c in columns.items()),
+        f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} "
+        + ", ".join(f"MATERIALIZE COLUMN `{c}`" for c in columns.values())
+        + " SETTINGS mutations_sync = 2",
+    )
+
+
+#: Migration 10 statements: the value columns of the first 16 hot keys.
+HOT_VALUE_COLUMN_STATEMENTS: tuple[str, ...] = value_column_statements(MIGRATION_10_KEYS)
+#: Migration 11 statements: HotAttributes also holds the gen_ai keys, and they get value columns.
+GEN_AI_HOT_STATEMENTS: tuple[str, ...] = (*HOT_KEYS_CHANGED_STATEMENTS,
+                                          *value_column_statements(HOT_ATTRIBUTE_KEYS[16:]))
 
 
 def hot_value_column(key: str) -> str | None:

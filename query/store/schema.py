@@ -29,7 +29,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .hot_attributes import HOT_ATTRIBUTES_STATEMENTS, HOT_KEYS_CHANGED_STATEMENTS, HOT_VALUE_COLUMN_STATEMENTS
+from .hot_attributes import (GEN_AI_HOT_STATEMENTS, HOT_ATTRIBUTES_STATEMENTS, HOT_KEYS_CHANGED_STATEMENTS,
+                             HOT_VALUE_COLUMN_STATEMENTS)
 from .retention_schema import RETENTION_MIGRATION_STATEMENTS
 from .stream_schema import STREAM_MIGRATION_STATEMENTS
 
@@ -275,4 +276,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "attribute-value text index without identifier tokens", ATTR_INDEX_STATEMENTS),
     Migration(9, "HotAttributes also holds audit.redacted.count", HOT_KEYS_CHANGED_STATEMENTS),
     Migration(10, "one LowCardinality column per hot attribute value", HOT_VALUE_COLUMN_STATEMENTS),
+    Migration(11, "gen_ai model, token and cost attributes are hot (Claude usage)", GEN_AI_HOT_STATEMENTS),
 )
