@@ -23,9 +23,12 @@ Migration 10: one ``LowCardinality(String)`` column per hot key
 ``LogAttributes[k]`` (``''`` when absent, exactly what a map lookup returns).
 Looking a key up in a map compares keys row by row; a column is read as it is.
 Measured at 1M events: the protected-ref filter 130 -> 31 ms, a ref name read
-112 -> 52 ms, for 1.15 bytes per event in all at 10M events (README, Schema).
+112 -> 52 ms, for 1.5 bytes per event for all 21 at 10M events (README, Schema).
 :func:`attribute_sql` reads values from these columns; presence
 (``has(HotAttributes.keys, k)``) still comes from ``HotAttributes``.
+
+Migration 11 adds Claude's model, token and cost keys (only ``claude.request``
+events carry them): Claude usage over 10M events 0.50 -> 0.18 s.
 """
 
 from __future__ import annotations
