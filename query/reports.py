@@ -68,7 +68,7 @@ from .report_common import TS, ReportContext, ReportError, Subject, fmt_ns
 from .store.client import Store
 from .timefmt import format_ns
 
-__all__ = ["FORMAT", "REPORTS", "REPORT_TYPES", "ReportError", "ReportType", "Subject", "build_report",
+__all__ = ["FORMAT", "REPORTS", "REPORT_TYPES", "ReportError", "ReportType", "Subject", "build_report", "event_count",
            "canonical_json", "report_sha256", "verify_report"]
 
 #: Identifier of the document layout (changes when it does).
@@ -145,6 +145,11 @@ def verify_report(doc: dict[str, Any] | bytes | str) -> bool:
     if isinstance(doc, (bytes, str)):
         doc = json.loads(doc)
     return isinstance(doc, dict) and doc.get("sha256") == report_sha256(doc)
+
+
+def event_count(doc: dict[str, Any]) -> int:
+    """Events in a built report's period and scope (its ``data_range.events``; 0 when absent)."""
+    return int((doc.get("data_range") or {}).get("events") or 0)
 
 
 def _data_range(ctx: ReportContext) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from ..read_audit import record_read
 from ..report_common import ReportError, Subject
 from ..report_render import PdfUnavailable, render
 from ..report_tables import report_tables
-from ..reports import REPORT_TYPES, build_report
+from ..reports import REPORT_TYPES, build_report, event_count
 from .errors import time_param
 from .auth import AuditorDep
 from .deps import IngestDep, StoreDep
@@ -103,8 +103,8 @@ async def get_report(
                            auth_enabled=getattr(state, "auth_enabled", None), integrity=integrity,
                            archive=ArchiveTarget.from_settings() if report_type == "gdpr" else None)
         body, media, name = render(doc, format, table=table)
-        events = int(doc.get("data_range", {}).get("events") or 0)
-        return body, media, name, doc["sha256"], sum(len(t.rows) for t in report_tables(doc)), events
+        return (body, media, name, doc["sha256"], sum(len(t.rows) for t in report_tables(doc)),
+                event_count(doc))
 
     try:
         body, media, name, digest, rows, events = await run_in_threadpool(make)

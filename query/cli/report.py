@@ -64,7 +64,7 @@ def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, f
                tz: str, subject: Any, generated_at_ns: int | None, integrity: bool,
                endpoint: str | None = None) -> tuple[bytes, str, str, int]:
     from ..report_render import render
-    from ..reports import REPORT_TYPES, build_report
+    from ..reports import REPORT_TYPES, build_report, event_count
     from .local_store import open_local, record_local_read
 
     store = open_local(f"{report_type} report", endpoint, asked_server=generated_at_ns is None)
@@ -83,8 +83,8 @@ def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, f
     record_local_read(store, "audit.export", endpoint=f"cli report {report_type}",
                       query={"from": start, "to": end, "org": orgs, "format": fmt, "table": table, "tz": tz,
                              "subject": [subject.kind, subject.value] if subject else None},
-                      rows=int(doc.get("data_range", {}).get("events", 0) or 0), organizations=orgs)
-    return body, doc["sha256"], name, int(doc.get("data_range", {}).get("events") or 0)
+                      rows=event_count(doc), organizations=orgs)
+    return body, doc["sha256"], name, event_count(doc)
 
 
 def report(
