@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit`
     `ScopeVersion` LowCardinality(String) CODEC(ZSTD(1)),
     `ScopeAttributes` Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     `LogAttributes` Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    `EventName` String CODEC(ZSTD(1)),
+    `EventName` LowCardinality(String) CODEC(ZSTD(1)),
     `OrgId` LowCardinality(String) MATERIALIZED LogAttributes['audit.organization.id'],
     `UserId` LowCardinality(String) MATERIALIZED LogAttributes['user.id'],
     `Outcome` LowCardinality(String) MATERIALIZED LogAttributes['audit.outcome'],
@@ -298,9 +298,13 @@ ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` ADD COLUMN IF NOT EXIST
 
 ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MATERIALIZE COLUMN `Attr_gen_ai_request_model`, MATERIALIZE COLUMN `Attr_gen_ai_response_model`, MATERIALIZE COLUMN `Attr_gen_ai_usage_input_tokens`, MATERIALIZE COLUMN `Attr_gen_ai_usage_output_tokens`, MATERIALIZE COLUMN `Attr_gen_ai_usage_cost_usd` SETTINGS mutations_sync = 2;
 
+ALTER TABLE `gitaudit`.`otel_logs_local` ON CLUSTER `gitaudit` MODIFY COLUMN `EventName` LowCardinality(String) CODEC(ZSTD(1)) SETTINGS mutations_sync = 2;
+
+ALTER TABLE `gitaudit`.`otel_logs` ON CLUSTER `gitaudit` MODIFY COLUMN `EventName` LowCardinality(String) CODEC(ZSTD(1)) SETTINGS mutations_sync = 2;
+
 CREATE TABLE IF NOT EXISTS `gitaudit`.`schema_migrations` ON CLUSTER `gitaudit`
 (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/gitaudit.schema_migrations', '{replica}')
 ORDER BY version;
 
-INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens'), (9, 'HotAttributes also holds audit.redacted.count'), (10, 'one LowCardinality column per hot attribute value'), (11, 'gen_ai model, token and cost attributes are hot (Claude usage)');
+INSERT INTO `gitaudit`.`schema_migrations` (version, name) VALUES (1, 'create otel_logs'), (2, 'analyst views audit_logs and git_operations'), (3, 'integrity digests and their covered events'), (4, 'retention policies, archive jobs, legal holds, GDPR subject keys'), (5, 'live stream: ObservedInsertTime column and streaming destinations'), (6, 'UserId and Repository as LowCardinality(String)'), (7, 'HotAttributes: the attributes reports group by, apart from the full map'), (8, 'attribute-value text index without identifier tokens'), (9, 'HotAttributes also holds audit.redacted.count'), (10, 'one LowCardinality column per hot attribute value'), (11, 'gen_ai model, token and cost attributes are hot (Claude usage)'), (12, 'EventName as LowCardinality(String)');

@@ -65,7 +65,7 @@ from .store.hot_attributes import attribute_map, attribute_sql, hot_value_column
 from .timefmt import format_ns
 
 __all__ = [
-    "FIELDS", "INTERVALS", "AnalyticsError", "claude_usage", "conflict_stats", "count_by", "duration_percentiles",
+    "FIELDS", "INTERVALS", "LOCAL_TS", "AnalyticsError", "claude_usage", "conflict_stats", "count_by", "duration_percentiles",
     "failure_rates", "field_expression", "histogram", "operations_trend", "top_repositories", "top_users",
     "usage_metrics", "validate_range", "validate_time_zone",
 ]
@@ -73,7 +73,7 @@ __all__ = [
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
-#: Latest time bound accepted (2100-01-01T00:00:00Z): calendar buckets use 32-bit DateTime.
+#: Latest time bound accepted (2100-01-01T00:00:00Z): calendar functions use the 32-bit DateTime :data:`LOCAL_TS`.
 MAX_TIME_NS = 4_102_444_800 * NS_PER_S
 
 
@@ -107,13 +107,18 @@ INTERVALS = ("minute", "hour", "day", "week", "month")
 _MIN_BUCKET_NS = {"minute": 60 * NS_PER_S, "hour": 3600 * NS_PER_S, "day": 23 * 3600 * NS_PER_S,
                   "week": 7 * NS_PER_DAY - 3600 * NS_PER_S, "month": 28 * NS_PER_DAY - 3600 * NS_PER_S}
 
+#: The event time in whole seconds for calendar functions: ``TimestampTime`` is
+#: ``toDateTime(Timestamp)``, and every range ends by :data:`MAX_TIME_NS`, inside its 32-bit range,
+#: so buckets are the same as from ``Timestamp`` for half the bytes read.
+LOCAL_TS = "TimestampTime"
+
 #: Bucket of each event, in zone {a_tz} (fixed SQL text).
 _BUCKET_SQL = {
-    "minute": "toStartOfMinute(Timestamp, {a_tz:String})",
-    "hour": "toStartOfHour(Timestamp, {a_tz:String})",
-    "day": "toStartOfDay(Timestamp, {a_tz:String})",
-    "week": "toDateTime(toStartOfWeek(Timestamp, 1, {a_tz:String}), {a_tz:String})",
-    "month": "toDateTime(toStartOfMonth(Timestamp, {a_tz:String}), {a_tz:String})",
+    "minute": f"toStartOfMinute({LOCAL_TS}, {{a_tz:String}})",
+    "hour": f"toStartOfHour({LOCAL_TS}, {{a_tz:String}})",
+    "day": f"toStartOfDay({LOCAL_TS}, {{a_tz:String}})",
+    "week": f"toDateTime(toStartOfWeek({LOCAL_TS}, 1, {{a_tz:String}}), {{a_tz:String}})",
+    "month": f"toDateTime(toStartOfMonth({LOCAL_TS}, {{a_tz:String}}), {{a_tz:String}})",
 }
 
 _START = "fromUnixTimestamp64Nano({a_start:Int64})"
@@ -515,7 +520,7 @@ def claude_usage(store: Store, *, allowed_orgs: list[str] | None, start_ns: int,
     # One scan: GROUPING SETS gives the total and the three breakdowns; grouping() (SQL-standard
     # bits: 1 = rolled up) tells which set a row belongs to. Ordering and limits are applied here.
     rows = store.query(
-        f"SELECT {_MODEL_SQL} AS m, UserId AS u, toDate(Timestamp, {{a_tz:String}}) AS d, grouping(m, u, d) AS g, "
+        f"SELECT {_MODEL_SQL} AS m, UserId AS u, toDate({LOCAL_TS}, {{a_tz:String}}) AS d, grouping(m, u, d) AS g, "
         f"{metrics} FROM {store.table} WHERE {where} AND EventName = {{a_claude:String}} "
         "GROUP BY GROUPING SETS ((), (m), (u), (d)) SETTINGS force_grouping_standard_compatibility = 1", params)
     sets: dict[int, list[tuple]] = {0b111: [], 0b011: [], 0b101: [], 0b110: []}

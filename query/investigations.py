@@ -68,7 +68,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gitaudit.instrumentation import semconv as sc
 
-from .analytics import AnalyticsError, validate_range, validate_time_zone
+from .analytics import LOCAL_TS, AnalyticsError, validate_range, validate_time_zone
 from .search import EventQuery, search_events
 from .store.client import Store
 from .store.hot_attributes import attribute_sql
@@ -166,6 +166,26 @@ def glob_to_like(pattern: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def like_any_sql(column: str, patterns: Sequence[str], params: dict[str, Any], prefix: str) -> str:
+    """SQL true when ``column`` matches any of the fnmatch-style ``patterns`` (bound as ``{prefix}N``).
+
+    One ``LIKE`` per pattern joined by ``OR``, not ``arrayExists`` over a bound array: on a
+    ``LowCardinality`` column each ``LIKE`` runs once per dictionary value, while the lambda runs per
+    row (protected-ref filter at 10M events: 275 -> 95 ms). No patterns give ``0`` (nothing matches).
+
+    Args:
+        column: SQL of a string column (our code, never user input).
+        patterns: fnmatch-style patterns (:func:`glob_to_like`), bound as parameters.
+        params: query parameters, extended with ``{prefix}0``, ``{prefix}1``, ...
+        prefix: parameter name prefix (an identifier).
+    """
+    terms = []
+    for i, pattern in enumerate(patterns):
+        params[f"{prefix}{i}"] = glob_to_like(pattern)
+        terms.append(f"{column} LIKE {{{prefix}{i}:String}}")
+    return f"({' OR '.join(terms)})" if terms else "0"
 
 
 # --- timelines ------------------------------------------------------------------------
@@ -282,9 +302,9 @@ def _anomaly(rule: str, severity: str, org: str, user: str, repository: str, evi
 
 def _protected(ctx: _Ctx) -> list[dict[str, Any]]:
     params = ctx.params()
-    params.update(an_patterns=[glob_to_like(p) for p in ctx.config.protected_refs],
-                  an_kinds=["force-update", "delete"])
+    params.update(an_kinds=["force-update", "delete"])
     ref = attribute_sql(sc.VCS_REF_HEAD_NAME)
+    ref_matches = like_any_sql(ref, ctx.config.protected_refs, params, "an_pattern")
     rows = ctx.store.query(
         f"SELECT {_TS} AS ts, Uid, OrgId, UserId, Repository, EventName, {ref}, "
         f"{attribute_sql(sc.GIT_REF_UPDATE_KIND)}, {attribute_sql(sc.GIT_PUSH_FORCED)} = 'true', "
@@ -294,7 +314,7 @@ def _protected(ctx: _Ctx) -> list[dict[str, Any]]:
         f"AND {attribute_sql(sc.GIT_REF_UPDATE_KIND)} IN {{an_kinds:Array(String)}}) OR "
         f"(EventName = 'git.push' AND ({attribute_sql(sc.GIT_PUSH_FORCED)} = 'true' "
         f"OR {attribute_sql(sc.GIT_PUSH_DELETED)} = 'true') AND ({attribute_sql(sc.GIT_REF_PROTECTED)} = 'true' "
-        f"OR arrayExists(p -> {ref} LIKE p, {{an_patterns:Array(String)}})))) "
+        f"OR {ref_matches}))) "
         f"ORDER BY ts, Uid LIMIT {MAX_ANOMALIES + 1}", params)
     out = []
     for ts, uid, org, user, repo, name, ref_name, kind, forced, deleted, outcome in rows:
@@ -317,7 +337,7 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
     params = ctx.params()
     params.update(an_tz=cfg.work_tz, an_days=cfg.clone_baseline_days, an_clone=sc.EventName.GIT_CLONE.value)
     rows = ctx.store.query(
-        "SELECT OrgId, UserId, toDate(Timestamp, {an_tz:String}) AS day, uniqExact(Repository), "
+        f"SELECT OrgId, UserId, toDate({LOCAL_TS}, {{an_tz:String}}) AS day, uniqExact(Repository), "
         f"uniqExactIf(Repository, {_IN_WINDOW}), countIf({_IN_WINDOW}), "
         f"{ctx.evidence_sql(_IN_WINDOW)}, groupUniqArrayIf(Repository, {_IN_WINDOW}) "
         f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND EventName = {{an_clone:String}} "
@@ -376,15 +396,15 @@ def _off_hours(ctx: _Ctx) -> list[dict[str, Any]]:
     params.update(an_tz=cfg.work_tz, an_from=cfg.work_start_hour, an_to=cfg.work_end_hour,
                   an_wd=list(cfg.work_days))
     rows = ctx.store.query(
-        "SELECT OrgId, UserId, toDate(Timestamp, {an_tz:String}) AS day, count(), "
+        f"SELECT OrgId, UserId, toDate({LOCAL_TS}, {{an_tz:String}}) AS day, count(), "
         # arraySort(groupArray) then slice: 2x faster here than groupArraySorted over (ts, uid) tuples, whose
         # generic tuple comparison dominates; memory is one user's off-hours events of one day.
         f"{ctx.evidence_sql(first=MAX_EVIDENCE)}, "
         "groupUniqArrayIf(20)(Repository, Repository != '') "
         f"FROM {ctx.store.table} WHERE {ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} AND UserId != '' "
-        "AND (toDayOfWeek(Timestamp, 0, {an_tz:String}) NOT IN {an_wd:Array(UInt8)} "
-        "OR toHour(Timestamp, {an_tz:String}) < {an_from:UInt8} "
-        "OR toHour(Timestamp, {an_tz:String}) >= {an_to:UInt8}) "
+        f"AND (toDayOfWeek({LOCAL_TS}, 0, {{an_tz:String}}) NOT IN {{an_wd:Array(UInt8)}} "
+        f"OR toHour({LOCAL_TS}, {{an_tz:String}}) < {{an_from:UInt8}} "
+        f"OR toHour({LOCAL_TS}, {{an_tz:String}}) >= {{an_to:UInt8}}) "
         f"GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day LIMIT {MAX_ANOMALIES + 1}", params)
     hours = f"{cfg.work_start_hour:02d}:00-{cfg.work_end_hour:02d}:00"
     return [_anomaly("off_hours", "low", org, user, repos[0] if len(repos) == 1 else "", evidence, n,

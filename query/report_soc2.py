@@ -252,7 +252,7 @@ def cc7_monitoring(ctx: ReportContext) -> dict[str, Any]:
 
 def cc8_change_management(ctx: ReportContext) -> dict[str, Any]:
     """CC8.1 evidence: protected refs, force updates and deletions, conflicts, Claude changes (module doc)."""
-    from .investigations import AnomalySettings, glob_to_like
+    from .investigations import AnomalySettings, like_any_sql
 
     config = ctx.anomaly_config or AnomalySettings().config()
     ref, kind = attr(sc.VCS_REF_HEAD_NAME), attr(sc.GIT_REF_UPDATE_KIND)
@@ -264,10 +264,10 @@ def cc8_change_management(ctx: ReportContext) -> dict[str, Any]:
     names = ["time", "uid", "organization", "event_name", "author", "repository", "ref", "revision",
              "old_revision", "force", "delete", "outcome"]
     where, params = ctx.where(event_names=[str(_EV.GIT_PUSH), str(_EV.GIT_REF_UPDATE)])
-    params["r_patterns"] = [glob_to_like(p) for p in config.protected_refs]
+    ref_matches = like_any_sql(ref, config.protected_refs, params, "r_pattern")
     protected, protected_total = listing(
         ctx, f"SELECT {cols} FROM {{table}} WHERE {where} AND ({attr(sc.GIT_REF_PROTECTED)} = 'true' OR "
-        f"arrayExists(p -> {ref} LIKE p, {{r_patterns:Array(String)}}))", params, names, "time, uid",
+        f"{ref_matches})", params, names, "time, uid",
         times=("time",))
     where, params = ctx.where(event_names=[str(_EV.GIT_PUSH), str(_EV.GIT_REF_UPDATE), str(_EV.GIT_BRANCH_DELETE)])
     fd_where = f"{where} AND ({is_force} OR {is_delete})"

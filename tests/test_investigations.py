@@ -12,7 +12,7 @@ from gitaudit.query.analytics import AnalyticsError
 from gitaudit.query.api.app import create_app
 from gitaudit.query.api_keys import create_key
 from gitaudit.query.investigations import (AnomalyConfig, AnomalySettings, InvestigationError, anomalies,
-                                           glob_to_like, timeline)
+                                           glob_to_like, like_any_sql, timeline)
 from gitaudit.query.server import BackgroundServer
 from gitaudit.query.settings import Settings
 
@@ -71,6 +71,19 @@ def test_protected_ref_force_or_delete(store):
     assert glob_to_like("hot_fix*") == "hot\\_fix%"
 
 
+def test_like_any_matches_each_pattern_literally_and_no_pattern_matches_nothing(store):
+    """like_any_sql: one bound LIKE per glob, LIKE's own wildcards literal; no patterns match nothing."""
+    params: dict = {}
+    sql = like_any_sql("v", ["main", "release/*", "50%_off"], params, "p")
+    assert sql == "(v LIKE {p0:String} OR v LIKE {p1:String} OR v LIKE {p2:String})"
+    assert params == {"p0": "main", "p1": "release/%", "p2": "50\\%\\_off"}
+    values = ["main", "mainline", "release/1.2", "releases", "50%_off", "50x-off", "50%xoff"]
+    rows = store.query(f"SELECT v FROM (SELECT arrayJoin({{vs:Array(String)}}) AS v) WHERE {sql} ORDER BY v",
+                       {**params, "vs": values})
+    assert [r[0] for r in rows] == ["50%_off", "main", "release/1.2"]
+    assert like_any_sql("v", [], {}, "p") == "0"
+
+
 def test_clone_burst_against_the_users_own_baseline(store):
     """Distinct repos cloned in a day > max(k, m * 30-day daily median) fires; equal, or one repo often, doesn't."""
     rows = []
@@ -125,11 +138,12 @@ def test_off_hours_in_the_configured_zone(store):
     """Before 08:00, from 18:00 and at weekends (Berlin time) fire, one anomaly per user and day; 08:00-17:59 don't."""
     insert(store, [
         ev("o1", utc(2026, 10, 30, 20, 30), "git.push", user__id="owl"),     # Fri 21:30 local
-        ev("o2", utc(2026, 10, 30, 6, 59, 59), "git.push", user__id="owl"),  # Fri 07:59:59 local
+        # Fri 07:59:59.999999999 local: the hour is taken from the whole second, never rounded up
+        ev("o2", utc(2026, 10, 30, 6, 59, 59) + NS - 1, "git.push", user__id="owl"),
         ev("o3", utc(2026, 10, 31, 11), "git.fetch", user__id="weekend"),     # Sat 12:00 local
         ev("o4", utc(2026, 10, 30, 17), "git.fetch", user__id="late"),        # Fri 18:00 local
         ev("i1", utc(2026, 10, 30, 7), "git.push", user__id="nine2five"),     # Fri 08:00 local
-        ev("i2", utc(2026, 10, 30, 16, 59, 59), "git.push", user__id="nine2five"),  # Fri 17:59:59 local
+        ev("i2", utc(2026, 10, 30, 16, 59, 59) + NS - 1, "git.push", user__id="nine2five"),  # 17:59:59.999999999
         ev("i3", utc(2026, 10, 30, 21), "audit.query", user__id="auditor"),   # reads of the log are not activity
         ev("i4", utc(2026, 10, 30, 21), "git.push"),                          # no user
     ])

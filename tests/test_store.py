@@ -7,7 +7,7 @@ import pytest
 from gitaudit.query.store.client import StoreError, open_store
 from gitaudit.query.store.migrate import apply_migrations, render
 from gitaudit.query.store.schema import (COLLECTOR_COLUMNS, INDEX_GRANULARITY, INSERT_COLUMNS, MIGRATIONS,
-                                         otel_logs_ddl, validate_identifier)
+                                         TABLE_COLUMNS, otel_logs_ddl, validate_identifier)
 
 
 def _row(uid: str, org: str = "acme", ts: int = 1_764_000_000_123_456_789, **attrs):
@@ -22,12 +22,18 @@ def _row(uid: str, org: str = "acme", ts: int = 1_764_000_000_123_456_789, **att
 
 
 def test_schema_has_exactly_the_collector_columns_and_types(store):
-    """otel_logs matches the OTel Collector ClickHouse exporter's logs table column for column."""
+    """otel_logs matches the OTel Collector ClickHouse exporter's logs table column for column.
+
+    The one type that differs is EventName, narrowed from String to LowCardinality(String).
+    """
     rows = store.query(
         "SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = 'otel_logs' "
         "ORDER BY position", {"db": store.database})
     ordinary = [(n, t) for n, t, kind in rows if kind in ("", "DEFAULT")]
-    assert ordinary == list(COLLECTOR_COLUMNS)
+    assert ordinary == list(TABLE_COLUMNS)
+    assert [n for n, _ in TABLE_COLUMNS] == [n for n, _ in COLLECTOR_COLUMNS]
+    assert [(a, b) for a, b in zip(COLLECTOR_COLUMNS, TABLE_COLUMNS) if a != b] == [
+        (("EventName", "String"), ("EventName", "LowCardinality(String)"))]
     materialized = {n for n, _, kind in rows if kind == "MATERIALIZED"}
     from gitaudit.query.store.hot_attributes import HOT_VALUE_COLUMNS
 
@@ -61,7 +67,8 @@ def test_migrations_6_and_7_convert_an_existing_table_keeping_its_values(chdb_ds
     import uuid
 
     old_ddl = otel_logs_ddl().replace("`UserId` LowCardinality(String)", "`UserId` String").replace(
-        "`Repository` LowCardinality(String)", "`Repository` String")
+        "`Repository` LowCardinality(String)", "`Repository` String").replace(
+        "`EventName` LowCardinality(String)", "`EventName` String")
     old = tuple(m if m.version != 1 else type(m)(1, m.name, (old_ddl,)) for m in MIGRATIONS if m.version <= 5)
     db = f"t_m6_{uuid.uuid4().hex[:8]}"
     store = open_store(chdb_dsn, db, migrate=False)
@@ -69,15 +76,23 @@ def test_migrations_6_and_7_convert_an_existing_table_keeping_its_values(chdb_ds
         assert apply_migrations(store, old) == [1, 2, 3, 4, 5]
         store.insert_rows([_row("u1", **{"user.id": "alice", "vcs.repository.name": "org/app"}),
                            _row("u2", **{"vcs.repository.url.full": "https://h/x.git"})])
-        assert apply_migrations(store) == [6, 7, 8, 9, 10, 11]
+        assert apply_migrations(store) == [6, 7, 8, 9, 10, 11, 12]
         index = store.query("SELECT expr, type_full FROM system.data_skipping_indices WHERE database = {db:String} "
                             "AND table = 'otel_logs' AND name = 'idx_attr_values'", {"db": db})
         assert "replaceRegexpAll" in index[0][1]  # rebuilt without identifier tokens
         types = dict(store.query("SELECT name, type FROM system.columns WHERE database = {db:String} "
-                                 "AND table = 'otel_logs' AND name IN ('UserId', 'Repository')", {"db": db}))
-        assert types == {"UserId": "LowCardinality(String)", "Repository": "LowCardinality(String)"}
-        assert store.query(f"SELECT Uid, UserId, Repository FROM {store.table} ORDER BY Uid") == [
-            ("u1", "alice", "org/app"), ("u2", "", "https://h/x.git")]
+                                 "AND table = 'otel_logs' AND name IN ('UserId', 'Repository', 'EventName')",
+                                 {"db": db}))
+        assert types == {"UserId": "LowCardinality(String)", "Repository": "LowCardinality(String)",
+                         "EventName": "LowCardinality(String)"}
+        assert store.query(f"SELECT Uid, UserId, Repository, EventName FROM {store.table} ORDER BY Uid") == [
+            ("u1", "alice", "org/app", "git.push"), ("u2", "", "https://h/x.git", "git.push")]
+        assert store.query(f"SELECT Uid FROM {store.table} WHERE EventName = 'git.push' ORDER BY Uid") == [
+            ("u1",), ("u2",)]
+        # every part holds the converted column (the rewrite ran synchronously, nothing left to convert at read)
+        kinds = store.query("SELECT DISTINCT type FROM system.parts_columns WHERE database = {db:String} AND active "
+                            "AND table = 'otel_logs' AND column = 'EventName'", {"db": db})
+        assert kinds == [("LowCardinality(String)",)]
         assert store.query(f"SELECT Uid FROM {store.table} WHERE Repository = 'org/app'") == [("u1",)]
         parts = store.query("SELECT count() FROM system.parts_columns WHERE database = {db:String} AND active "
                             "AND table = 'otel_logs' AND column = 'HotAttributes'", {"db": db})

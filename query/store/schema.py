@@ -1,8 +1,9 @@
 """The ``otel_logs`` table and the versioned migrations that build the store.
 
-``otel_logs`` has exactly the columns, names and types of the OpenTelemetry
-Collector ClickHouse exporter's logs table (exporter/clickhouseexporter, logs
-DDL), so a production collector can insert into it unchanged
+``otel_logs`` has exactly the columns and names of the OpenTelemetry Collector
+ClickHouse exporter's logs table (exporter/clickhouseexporter, logs DDL), with
+its types except ``EventName``, narrowed to ``LowCardinality(String)``
+(:data:`NARROWED_TYPES`), so a production collector can insert into it unchanged
 (``create_schema: false``). On top of those we own:
 
 * MATERIALIZED columns for the hot audit attributes (``OrgId``, ``UserId``,
@@ -56,6 +57,17 @@ COLLECTOR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("EventName", "String"),
 )
 
+#: Where our table narrows an exporter column's type: ``EventName`` is ``LowCardinality(String)``
+#: (migration 12). A few dozen names per part: dictionary-encoded, so a filter or grouping on the
+#: name reads and compares dictionary ids. Measured at 10M events side by side: grouping by event
+#: name 104 -> 23 ms, the "not an audit.* read" filter 109 -> 25 ms, repository access 572 -> 420 ms.
+#: Writers are unchanged: the collector's exporter already writes strings into the
+#: ``LowCardinality(String)`` columns of its own schema (``ServiceName``, ``SeverityText``).
+NARROWED_TYPES: dict[str, str] = {"EventName": "LowCardinality(String)"}
+
+#: The table's ordinary columns as created: the exporter's, with :data:`NARROWED_TYPES` applied.
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = tuple((n, NARROWED_TYPES.get(n, t)) for n, t in COLLECTOR_COLUMNS)
+
 #: Columns a writer supplies (everything but the DEFAULT ``TimestampTime``).
 INSERT_COLUMNS: tuple[str, ...] = tuple(c for c, _ in COLLECTOR_COLUMNS if c != "TimestampTime")
 
@@ -88,6 +100,13 @@ LOW_CARDINALITY_STATEMENTS: tuple[str, ...] = tuple(
     f"ALTER TABLE `{{db}}`.`otel_logs`{{on_cluster}} MODIFY COLUMN `{name}` {MATERIALIZED_COLUMNS[name][0]} "
     f"MATERIALIZED {MATERIALIZED_COLUMNS[name][1]}"
     for name in ("UserId", "Repository")
+)
+
+#: Migration 12: ``EventName`` as ``LowCardinality(String)`` (see :data:`NARROWED_TYPES`). A sort-key
+#: column may change to its LowCardinality form; the rewrite of existing parts runs synchronously.
+EVENT_NAME_LOW_CARDINALITY_STATEMENTS: tuple[str, ...] = (
+    "ALTER TABLE `{db}`.`otel_logs`{on_cluster} MODIFY COLUMN `EventName` LowCardinality(String) CODEC(ZSTD(1)) "
+    "SETTINGS mutations_sync = 2",
 )
 
 #: Identifier tokens left out of the attribute-value text index: whole tokens of 8 or more
@@ -134,7 +153,7 @@ def validate_identifier(name: str) -> str:
 
 def _column_lines() -> list[str]:
     lines = []
-    for name, ctype in COLLECTOR_COLUMNS:
+    for name, ctype in TABLE_COLUMNS:
         extra = _CODEC.get(name, "CODEC(ZSTD(1))")
         lines.append(f"    `{name}` {ctype} {extra}".rstrip())
     for name, (ctype, expr) in MATERIALIZED_COLUMNS.items():
@@ -277,4 +296,5 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "HotAttributes also holds audit.redacted.count", HOT_KEYS_CHANGED_STATEMENTS),
     Migration(10, "one LowCardinality column per hot attribute value", HOT_VALUE_COLUMN_STATEMENTS),
     Migration(11, "gen_ai model, token and cost attributes are hot (Claude usage)", GEN_AI_HOT_STATEMENTS),
+    Migration(12, "EventName as LowCardinality(String)", EVENT_NAME_LOW_CARDINALITY_STATEMENTS),
 )
