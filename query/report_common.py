@@ -151,11 +151,12 @@ class ReportContext:
         """Keyword arguments of the analytics functions: scope and period."""
         return {"allowed_orgs": self.allowed_orgs, "start_ns": self.start_ns, "end_ns": self.end_ns}
 
-    def anomalies(self, evidence: bool = True, user: str | None = None) -> dict[str, Any]:
+    def anomalies(self, evidence: bool | int = True, user: str | None = None) -> dict[str, Any]:
         """:func:`gitaudit.query.investigations.anomalies` over the period (memoized per report).
 
         Args:
-            evidence: collect each anomaly's evidence uids (False: ``evidence_uids`` empty, faster).
+            evidence: collect each anomaly's evidence uids (False: ``evidence_uids`` empty, faster;
+                an int ``n``: only the first ``n`` anomalies').
             user: only the anomalies that can involve this user (see ``anomalies``).
         """
         key = f"anomalies:{evidence}:{user}"

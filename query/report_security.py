@@ -106,7 +106,8 @@ EVIDENCE_LOOKUP_MAX = 20_000
 def anomalies(ctx: ReportContext) -> dict[str, Any]:
     """Anomalies about the subject (module doc)."""
     user = ctx.subject.value if ctx.subject is not None and ctx.subject.kind == "user" else None
-    found = ctx.anomalies(user=user)["anomalies"]
+    # Without a subject only the listed anomalies show evidence: fetch it for those alone.
+    found = ctx.anomalies(user=user, evidence=True if ctx.subject is not None else MAX_ROWS)["anomalies"]
     if ctx.subject is not None:
         kind, value = ctx.subject.kind, ctx.subject.value
 

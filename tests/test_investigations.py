@@ -171,6 +171,11 @@ def test_anomalies_without_evidence_equal_those_with_it_but_the_uids(store):
             for i in range(7)]
     rows += [ev(f"f{i}", NOON + i * MINUTE, "git.push", user__id="flaky", vcs__repository__name="acme/app",
                 audit__outcome="failure") for i in range(6)]
+    # a lone failure between two bursts of the same user and repository (in neither), then a second burst
+    rows += [ev("lone", NOON + 20 * MINUTE, "git.push", user__id="flaky", vcs__repository__name="acme/app",
+                audit__outcome="failure")]
+    rows += [ev(f"g{i}", NOON + 40 * MINUTE + (i // 2) * MINUTE, "git.push", user__id="flaky",
+                vcs__repository__name="acme/app", audit__outcome="failure") for i in range(5)]  # same-time pairs
     rows += [ev("h1", W_START - 10 * DAY, "git.fetch", user__id="alice", client__address="10.0.0.1"),
              ev("w1", NOON, "git.fetch", user__id="alice", client__address="10.0.0.9"),
              ev("o1", utc(2026, 10, 31, 11), "git.fetch", user__id="weekend"),
@@ -183,6 +188,14 @@ def test_anomalies_without_evidence_equal_those_with_it_but_the_uids(store):
     stripped = [{**a, "evidence_uids": a["evidence_uids"] if a["rule"] == "protected_ref_force_or_delete" else []}
                 for a in full["anomalies"]]
     assert lean == {**full, "anomalies": stripped}
+    bursts = [a["evidence_uids"] for a in full["anomalies"] if a["rule"] == "failure_burst"]
+    assert bursts == [[f"f{i}" for i in range(6)]] * 2 + [[f"g{i}" for i in range(5)]] * 2
+    # evidence=n: the first n anomalies get the uids a full run gives (looked up afterwards), the rest none
+    for n in (1, 3, len(full["anomalies"]) - 1, len(full["anomalies"]), 10_000):
+        partial = anomalies(store, allowed_orgs=None, start_ns=W_START, end_ns=W_END, config=CONFIG, evidence=n)
+        assert partial == {**full, "anomalies": full["anomalies"][:n] + stripped[n:]}, n
+    with pytest.raises(InvestigationError, match="evidence"):
+        anomalies(store, allowed_orgs=None, start_ns=W_START, end_ns=W_END, config=CONFIG, evidence=-1)
     for user in ("flaky", "alice", "nobody"):
         mine = anomalies(store, allowed_orgs=None, start_ns=W_START, end_ns=W_END, config=CONFIG, user=user)
         assert mine["anomalies"] == [a for a in full["anomalies"] if a["user"] == user or (
