@@ -90,17 +90,50 @@ class ReportSettings(BaseSettings):
 # --- CC6 --------------------------------------------------------------------------------
 
 
-def _repository_access(ctx: ReportContext) -> dict[str, Any]:
+#: ``grouping(o, u, r, role)`` of the two sets of :func:`_access_and_roles` (SQL standard: 1 = rolled up).
+_BY_ACCESS, _BY_ROLE = 0b0001, 0b1110
+
+
+def _access_and_roles(ctx: ReportContext) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]]]:
+    """Repository access per (organization, user, repository) and git access per role, from one scan.
+
+    The events are grouped once by (raw roles attribute, organization, user, repository): few
+    groups, keyed by LowCardinality columns. Each group's roles are expanded once (one JSON
+    parse per group, not per event), then ``GROUPING SETS`` gives both tables: the access
+    table counts each group once (its first role, ``ri = 1``), the role table counts distinct
+    users and repositories per role exactly. Measured at 10M events: 556 + 431 -> 622 ms.
+
+    Returns:
+        ``(access rows (first MAX_ROWS by organization, user, repository), access total,
+        role rows (first MAX_ROWS by role))``.
+    """
     where, params = ctx.where()
-    rows, total = listing(
-        ctx,
-        f"SELECT OrgId, UserId, Repository, count(), countIf(Outcome = 'denied'), min({TS}), max({TS}), "
-        f"arrayStringConcat(arraySort(groupUniqArray(EventName)), '; ') FROM {{table}} WHERE {where} "
-        f"AND {NOT_AUDIT_READ} AND UserId != '' AND Repository != '' GROUP BY OrgId, UserId, Repository",
-        params, ["organization", "user", "repository", "events", "denied", "first_access", "last_access",
-                 "operations"],
-        "organization, user, repository", times=("first_access", "last_access"))
-    return {"repository_access": rows, "repository_access_total": total}
+    roles = roles_expr("raw")
+    expanded = f"if(empty({roles}), ['(no role recorded)'], {roles})"
+    rows = ctx.query(
+        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY g ORDER BY o, u, r, role) AS rn, "
+        "count() OVER (PARTITION BY g) AS total FROM ("
+        "SELECT grouping(o, u, r, role) AS g, o, u, r, role, sumIf(c, ri = 1), sumIf(d, ri = 1), "
+        "minIf(f, ri = 1), maxIf(l, ri = 1), arrayStringConcat(arraySort(groupUniqArrayArrayIf(evs, ri = 1)), '; '), "
+        "uniqExact(o, u), sum(c), uniqExactIf((o, r), r != '') FROM ("
+        f"SELECT {attr(sc.USER_ROLES)} AS raw, OrgId AS o, UserId AS u, Repository AS r, count() AS c, "
+        f"countIf(Outcome = 'denied') AS d, min({TS}) AS f, max({TS}) AS l, groupUniqArray(EventName) AS evs "
+        f"FROM {{table}} WHERE {where} AND {NOT_AUDIT_READ} AND UserId != '' GROUP BY raw, o, u, r) "
+        f"ARRAY JOIN {expanded} AS role, arrayEnumerate({expanded}) AS ri "
+        f"GROUP BY GROUPING SETS ((o, u, r), (role)) HAVING (g = {_BY_ACCESS} AND r != '') OR g = {_BY_ROLE})) "
+        f"WHERE rn <= {MAX_ROWS} ORDER BY g, o, u, r, role SETTINGS force_grouping_standard_compatibility = 1",
+        params)
+    access, roles_out, access_total = [], [], 0
+    for g, o, u, r, role, events, denied, first, last, ops, users, role_events, repos, _rn, total in rows:
+        if g == _BY_ACCESS:
+            access_total = int(total)
+            access.append({"organization": o, "user": u, "repository": r, "events": int(events),
+                           "denied": int(denied), "first_access": fmt_ns(first), "last_access": fmt_ns(last),
+                           "operations": ops})
+        else:
+            roles_out.append({"role": role, "users": int(users), "events": int(role_events),
+                              "repositories": int(repos)})
+    return access, access_total, roles_out
 
 
 def _users(ctx: ReportContext, lookback_days: int) -> dict[str, Any]:
@@ -154,21 +187,9 @@ def _access_by_role(ctx: ReportContext) -> dict[str, Any]:
             r["exports"] += int(exports)
             r["rows_read"] += int(n_rows)
     audit_log = [{**r, "readers": len(r["readers"])} for _, r in sorted(by_role.items())]
-    where, params = ctx.where()
-    # Group the events by (raw roles attribute, organization, user, repository) first: few groups,
-    # keyed by LowCardinality columns. Then expand the roles of each group once (one JSON parse per
-    # group, not per event) and count distinct users and repositories per role exactly.
-    # Measured at 10M events: 1,005 -> 452 ms.
-    raw = attr(sc.USER_ROLES)
-    roles = roles_expr("raw")
-    git, _ = listing(
-        ctx,
-        "SELECT role, uniqExact(o, u), sum(c), uniqExactIf((o, r), r != '') FROM ("
-        f"SELECT {raw} AS raw, OrgId AS o, UserId AS u, Repository AS r, count() AS c "
-        f"FROM {{table}} WHERE {where} AND {NOT_AUDIT_READ} AND UserId != '' GROUP BY raw, o, u, r) "
-        f"ARRAY JOIN if(empty({roles}), ['(no role recorded)'], {roles}) AS role GROUP BY role",
-        params, ["role", "users", "events", "repositories"], "role")
-    return {"access_by_role": {"audit_log": audit_log, "git": git}, "audit_log_readers": readers[:MAX_ROWS],
+    access, access_total, git = _access_and_roles(ctx)
+    return {"repository_access": access, "repository_access_total": access_total,
+            "access_by_role": {"audit_log": audit_log, "git": git}, "audit_log_readers": readers[:MAX_ROWS],
             "audit_log_readers_total": len(readers)}
 
 
@@ -190,7 +211,9 @@ def _denied(ctx: ReportContext) -> dict[str, Any]:
 def cc6_access(ctx: ReportContext) -> dict[str, Any]:
     """CC6.1-CC6.3 evidence (module doc)."""
     lookback = ReportSettings().report_lookback_days
-    return {**_repository_access(ctx), **_users(ctx, lookback), **_access_by_role(ctx), **_denied(ctx)}
+    access = _access_by_role(ctx)
+    first = {k: access.pop(k) for k in ("repository_access", "repository_access_total")}
+    return {**first, **_users(ctx, lookback), **access, **_denied(ctx)}
 
 
 # --- CC7 --------------------------------------------------------------------------------

@@ -699,3 +699,32 @@ def test_listing_caps_rows_and_counts_them_all_plain_and_grouped(store):
     assert total == 7 and [r["user"] for r in rows] == ["u0", "u1", "u2"] and rows[0]["count"] == 36
     assert listing(ReportContext(store, allowed_orgs=["other"], start_ns=base, end_ns=base + 10**9),
                    sql, ctx.where()[1] | {"allowed_orgs": ["other"]}, ["time", "uid"], "uid") == ([], 0)
+
+
+def test_soc2_access_and_role_tables_are_each_capped_and_counted_apart(store):
+    """Over 1,000 (organization, user, repository) rows: the access table keeps the first 1,000 in order with
+    the full total, and the role table (same scan) still lists every role with exact counts."""
+    from analytics_seed import ev
+
+    from gitaudit.query.report_common import MAX_ROWS
+
+    t0 = 1_790_000_000 * NS
+    n = MAX_ROWS + 3
+    insert(store, [ev(f"a{i:04d}", t0 + i * NS, "git.fetch", user__id="alice", vcs__repository__name=f"acme/r{i:04d}",
+                      user__roles='["developer", "admin"]') for i in range(n)]
+           + [ev("b1", t0, "git.push", user__id="bob", vcs__repository__name="acme/r0000", user__roles="viewer"),
+              ev("b2", t0 + NS, "git.push", user__id="bob", user__roles="viewer")])
+    doc = build_report(store, "soc2", allowed_orgs=["acme"], start_ns=t0, end_ns=t0 + (n + 1) * NS,
+                       generated_at_ns=t0 + 10 ** 12)
+    data = _section(doc, "cc6_access")
+    assert data["repository_access_total"] == n + 1
+    access = data["repository_access"]
+    assert len(access) == MAX_ROWS
+    assert [(r["user"], r["repository"]) for r in access[:3]] == [("alice", "acme/r0000"), ("alice", "acme/r0001"),
+                                                                   ("alice", "acme/r0002")]
+    assert access[0] == {"organization": "acme", "user": "alice", "repository": "acme/r0000", "events": 1,
+                         "denied": 0, "first_access": _t(t0), "last_access": _t(t0), "operations": "git.fetch"}
+    assert data["access_by_role"]["git"] == [
+        {"role": "admin", "users": 1, "events": n, "repositories": n},
+        {"role": "developer", "users": 1, "events": n, "repositories": n},
+        {"role": "viewer", "users": 1, "events": 2, "repositories": 1}]
