@@ -302,21 +302,28 @@ def _anomaly(rule: str, severity: str, org: str, user: str, repository: str, evi
             "details": details, "_key": key}
 
 
+def _day_bounds(keys: list[tuple], params: dict[str, Any]) -> str:
+    """`` AND`` a ``TimestampTime`` range around the local days that are the keys' third parts ('' if none).
+
+    One day either side covers every UTC offset, so the condition only skips other days' granules.
+    """
+    days = [k[2] for k in keys if isinstance(k[2], date)]
+    if not days:
+        return ""
+    epoch = date(1970, 1, 1)
+    params.update(an_day_lo=max(0, ((min(days) - epoch).days - 1) * 86_400),
+                  an_day_hi=((max(days) - epoch).days + 2) * 86_400)
+    return f" AND {LOCAL_TS} >= toDateTime({{an_day_lo:UInt32}}) AND {LOCAL_TS} < toDateTime({{an_day_hi:UInt32}})"
+
+
 def _grouped_evidence(ctx: _Ctx, cond: str, params: dict[str, Any], group_sql: str, key_types: str,
                       keys: list[tuple]) -> dict[tuple, list[str]]:
     """The first :data:`MAX_EVIDENCE` uids, by (time, uid), of each group ``group_sql`` = key among rows of ``cond``.
 
-    Keys whose third part is a local day also bound ``TimestampTime`` to the days around them
-    (one day either side covers every UTC offset), so the lookup reads only those days' granules.
+    Keys whose third part is a local day also bound ``TimestampTime`` to those days (:func:`_day_bounds`).
     """
     params["an_keys"] = keys
-    days = [k[2] for k in keys if isinstance(k[2], date)]
-    if days:
-        epoch = date(1970, 1, 1)
-        params.update(an_day_lo=max(0, ((min(days) - epoch).days - 1) * 86_400),
-                      an_day_hi=((max(days) - epoch).days + 2) * 86_400)
-        cond += (f" AND {LOCAL_TS} >= toDateTime({{an_day_lo:UInt32}}) "
-                 f"AND {LOCAL_TS} < toDateTime({{an_day_hi:UInt32}})")
+    cond += _day_bounds(keys, params)
     rows = ctx.store.query(
         f"SELECT {group_sql}, arraySlice(arraySort(groupArray(({_TS}, Uid))), 1, {MAX_EVIDENCE}) "
         f"FROM {ctx.store.table} WHERE {cond} AND ({group_sql}) IN {{an_keys:Array(Tuple({key_types}))}} "
@@ -364,30 +371,48 @@ def _clone_cond(ctx: _Ctx, params: dict[str, Any]) -> str:
 
 
 def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
+    """Clone bursts in two steps: per (organization, user, local day) the distinct repositories cloned over
+    the whole day (the baseline), then, for the days whose whole-day count already exceeds the threshold
+    (an upper bound of the in-window count), the in-window count, repositories and evidence. The second
+    step reads a few days of clones; collecting repositories for every day cost as much as the scan.
+    """
     cfg = ctx.config
     validate_time_zone(ctx.store, cfg.work_tz)
     params = ctx.params()
     params.update(an_days=cfg.clone_baseline_days)
     cond = _clone_cond(ctx, params)
     rows = ctx.store.query(
-        f"SELECT OrgId, UserId, toDate({LOCAL_TS}, {{an_tz:String}}) AS day, uniqExact(Repository), "
-        f"uniqExactIf(Repository, {_IN_WINDOW}), countIf({_IN_WINDOW}), "
-        f"{ctx.evidence_sql(_IN_WINDOW)}, groupUniqArrayIf(Repository, {_IN_WINDOW}) "
+        f"SELECT OrgId, UserId, {_LOCAL_DAY} AS day, uniqExact(Repository), countIf({_IN_WINDOW}) "
         f"FROM {ctx.store.table} WHERE {cond} "
         "AND Timestamp >= toDateTime(toDate(fromUnixTimestamp64Nano({an_start:Int64}), {an_tz:String}) "
         "- {an_days:UInt32}, {an_tz:String}) AND Timestamp < fromUnixTimestamp64Nano({an_end:Int64}) "
         "GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day", params)
     daily: dict[tuple[str, str], dict[date, int]] = {}
-    for org, user, day, full, *_ in rows:
+    for org, user, day, full, _clones in rows:
         daily.setdefault((org, user), {})[day] = int(full)
-    out = []
-    for org, user, day, _full, in_window, clones, evidence, repos in rows:
-        if not clones or in_window <= cfg.clone_burst_min:
+    candidates: dict[tuple, tuple[float, float]] = {}
+    for org, user, day, full, clones in rows:
+        if not clones or full <= cfg.clone_burst_min:
             continue  # the threshold is at least clone_burst_min: no baseline needed to rule this day out
         history = daily[(org, user)]
         baseline = [history.get(day - timedelta(days=i), 0) for i in range(1, cfg.clone_baseline_days + 1)]
         median = statistics.median(baseline)
         threshold = max(cfg.clone_burst_min, cfg.clone_burst_factor * median)
+        if full > threshold:
+            candidates[(org, user, day)] = (median, threshold)
+    if not candidates:
+        return []
+    params = ctx.params()
+    cond = f"{_clone_cond(ctx, params)} AND {_WINDOW}"
+    params["an_keys"] = sorted(candidates)
+    found = ctx.store.query(
+        f"SELECT OrgId, UserId, {_LOCAL_DAY} AS day, uniqExact(Repository), count(), {ctx.evidence_sql()}, "
+        f"groupUniqArray(Repository) FROM {ctx.store.table} WHERE {cond}{_day_bounds(sorted(candidates), params)} "
+        f"AND (OrgId, UserId, day) IN {{an_keys:Array(Tuple(String, String, Date))}} "
+        "GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day", params)
+    out = []
+    for org, user, day, in_window, clones, evidence, repos in found:
+        median, threshold = candidates[(org, user, day)]
         if in_window > threshold:
             out.append(_anomaly(
                 "clone_burst", "medium", org, user, "", evidence, clones,

@@ -113,6 +113,26 @@ def test_clone_burst_against_the_users_own_baseline(store):
     assert fresh["details"]["threshold"] == 5.0
 
 
+def test_clone_burst_counts_only_the_windows_part_of_a_day_it_starts_in(store):
+    """A window starting mid-day: the day's earlier clones count in its baseline bound, not in its burst."""
+    start = NOON + 2 * 3600 * NS  # Fri 12:00 local
+    before, after = start - 3600 * NS, start + 60 * NS
+    rows = [ev(f"sb{i}", before + i, "git.clone", user__id="straddle", vcs__repository__name=f"acme/x{i}")
+            for i in range(7)]
+    rows += [ev(f"sa{i}", after + i, "git.clone", user__id="straddle", vcs__repository__name=f"acme/y{i}")
+             for i in range(3)]  # 10 distinct over the day, 3 in the window: no burst
+    rows += [ev(f"lb{i}", before + i, "git.clone", user__id="late", vcs__repository__name=f"acme/x{i}")
+             for i in range(2)]
+    rows += [ev(f"la{i}", after + i, "git.clone", user__id="late", vcs__repository__name=f"acme/y{i}")
+             for i in range(6)]  # 6 distinct in the window: a burst of 6, not 8
+    insert(store, rows)
+    found = anomalies(store, allowed_orgs=None, start_ns=start, end_ns=W_END, rules=["clone_burst"],
+                      config=CONFIG)["anomalies"]
+    assert [(a["user"], a["evidence_count"], a["details"]["distinct_repositories"]) for a in found] == [("late", 6, 6)]
+    assert found[0]["details"]["repositories"] == [f"acme/y{i}" for i in range(6)]
+    assert found[0]["evidence_uids"] == [f"la{i}" for i in range(6)] and found[0]["time_ns"] == after
+
+
 def test_new_client_address(store):
     """A known user from an address unseen in the lookback fires; a known address, no history, or audit reads don't."""
     insert(store, [
