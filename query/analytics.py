@@ -65,7 +65,8 @@ from .store.hot_attributes import attribute_map, attribute_sql, hot_value_column
 from .timefmt import format_ns
 
 __all__ = [
-    "FIELDS", "INTERVALS", "LOCAL_TS", "AnalyticsError", "claude_usage", "conflict_stats", "count_by", "duration_percentiles",
+    "FIELDS", "INTERVALS", "LOCAL_TS", "AnalyticsError", "claude_usage", "conflict_stats", "count_by",
+    "duration_percentiles",
     "failure_rates", "field_expression", "histogram", "operations_trend", "top_repositories", "top_users",
     "usage_metrics", "validate_range", "validate_time_zone",
 ]

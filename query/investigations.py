@@ -481,7 +481,8 @@ def _off_hours(ctx: _Ctx) -> list[dict[str, Any]]:
         # generic tuple comparison dominates; memory is one user's off-hours events of one day.
         f"{ctx.evidence_sql(first=MAX_EVIDENCE)}, "
         "groupUniqArrayIf(20)(Repository, Repository != '') "
-        f"FROM {ctx.store.table} WHERE {cond} GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day LIMIT {MAX_ANOMALIES + 1}", params)
+        f"FROM {ctx.store.table} WHERE {cond} "
+        f"GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day LIMIT {MAX_ANOMALIES + 1}", params)
     hours = f"{cfg.work_start_hour:02d}:00-{cfg.work_end_hour:02d}:00"
     return [_anomaly("off_hours", "low", org, user, repos[0] if len(repos) == 1 else "", evidence, n,
                      f"{user}: {n} event(s) outside working hours ({hours} {cfg.work_tz}, days "
@@ -545,7 +546,7 @@ def _failure_burst(ctx: _Ctx) -> list[dict[str, Any]]:
 
 
 def _failure_burst_evidence(ctx: _Ctx, keys: list[tuple]) -> dict[tuple, list[str]]:
-    """A burst's failures are exactly its group's failures from its first to its last time (a run of the sorted list)."""
+    """A burst's failures: exactly its group's failures from its first to its last time (a run of the sorted list)."""
     params = ctx.params()
     params.update(an_lo=min(k[3] for k in keys), an_hi=max(k[4] for k in keys),
                   an_users=sorted({(k[1], k[2]) for k in keys if k[0] == "user"}),
