@@ -66,7 +66,7 @@ from .timefmt import format_ns
 
 __all__ = [
     "FIELDS", "INTERVALS", "LOCAL_TS", "AnalyticsError", "claude_usage", "conflict_stats", "count_by",
-    "duration_percentiles",
+    "duration_percentiles", "operations_and_failure_rates",
     "failure_rates", "field_expression", "histogram", "operations_trend", "top_repositories", "top_users",
     "usage_metrics", "validate_range", "validate_time_zone",
 ]
@@ -354,6 +354,34 @@ def duration_percentiles(store: Store, *, allowed_orgs: list[str] | None, start_
 # --- usage metrics ------------------------------------------------------------------
 
 
+def _event_tallies(store: Store, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
+                   filters: EventQuery | None, previous: bool) -> tuple[int, list[tuple[str, int, int, int, int]]]:
+    """Per EventName: events in ``[start, end)``, in the previous period of equal length (0 unless
+    ``previous``), and failures and denials in ``[start, end)``; one scan. Returns ``(previous start, rows)``."""
+    validate_range(start_ns, end_ns)
+    prev_start = max(0, start_ns - (end_ns - start_ns)) if previous else start_ns
+    where, params = _where(allowed_orgs, prev_start, end_ns, filters)
+    params["a_split"] = start_ns
+    cur = "Timestamp >= fromUnixTimestamp64Nano({a_split:Int64})"
+    rows = store.query(
+        f"SELECT EventName, countIf({cur}), countIf(NOT {cur}), countIf({cur} AND Outcome = 'failure'), "
+        f"countIf({cur} AND Outcome = 'denied') FROM {store.table} WHERE {where} GROUP BY EventName", params)
+    return prev_start, [(str(n), int(c), int(p), int(f), int(d)) for n, c, p, f, d in rows]
+
+
+def _trend(prev_start: int, rows: list[tuple[str, int, int, int, int]]) -> dict[str, Any]:
+    rows = sorted(rows, key=lambda r: (-r[1], r[0]))
+    return {"previous_start_ns": prev_start,
+            "total": _change(sum(r[1] for r in rows), sum(r[2] for r in rows)),
+            "by_event": [{"event_name": n, **_change(c, p)} for n, c, p, _f, _d in rows]}
+
+
+def _failure_rates(rows: list[tuple[str, int, int, int, int]]) -> list[dict[str, Any]]:
+    rows = sorted((r for r in rows if r[1]), key=lambda r: (-r[3], r[0]))
+    return [{"event_name": n, "total": c, "failures": f, "denied": d,
+             "failure_rate": _rate(f, c), "denied_rate": _rate(d, c)} for n, c, _p, f, d in rows]
+
+
 def operations_trend(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
                      filters: EventQuery | None = None) -> dict[str, Any]:
     """Events by EventName in ``[start, end)`` against the previous period of equal length.
@@ -363,18 +391,18 @@ def operations_trend(store: Store, *, allowed_orgs: list[str] | None, start_ns: 
         "by_event": [{"event_name", "current", "previous", "change", "change_pct"}]}``;
         ``change_pct`` is None when the previous count is 0. Sorted by current count, then name.
     """
-    validate_range(start_ns, end_ns)
-    prev_start = max(0, start_ns - (end_ns - start_ns))
-    where, params = _where(allowed_orgs, prev_start, end_ns, filters)
-    params["a_split"] = start_ns
-    rows = store.query(
-        "SELECT EventName, countIf(Timestamp >= fromUnixTimestamp64Nano({a_split:Int64})) AS cur, "
-        f"countIf(Timestamp < fromUnixTimestamp64Nano({{a_split:Int64}})) AS prev FROM {store.table} "
-        f"WHERE {where} GROUP BY EventName ORDER BY cur DESC, EventName", params)
-    by_event = [{"event_name": n, **_change(int(c), int(p))} for n, c, p in rows]
-    return {"previous_start_ns": prev_start,
-            "total": _change(sum(int(c) for _, c, _ in rows), sum(int(p) for _, _, p in rows)),
-            "by_event": by_event}
+    return _trend(*_event_tallies(store, allowed_orgs, start_ns, end_ns, filters, previous=True))
+
+
+def operations_and_failure_rates(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
+                                 filters: EventQuery | None = None) -> dict[str, Any]:
+    """:func:`operations_trend` and :func:`failure_rates` from one scan (both group by EventName).
+
+    Returns:
+        ``{"operations": operations_trend(...), "failure_rates": failure_rates(...)}``, the same values.
+    """
+    prev_start, rows = _event_tallies(store, allowed_orgs, start_ns, end_ns, filters, previous=True)
+    return {"operations": _trend(prev_start, rows), "failure_rates": _failure_rates(rows)}
 
 
 def top_users(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
@@ -413,12 +441,7 @@ def failure_rates(store: Store, *, allowed_orgs: list[str] | None, start_ns: int
 
     Rates are fractions (0..1, 6 decimals) of ``total``; sorted by failures, then name.
     """
-    where, params = _where(allowed_orgs, start_ns, end_ns, filters)
-    rows = store.query(
-        "SELECT EventName, count() AS c, countIf(Outcome = 'failure') AS f, countIf(Outcome = 'denied') "
-        f"FROM {store.table} WHERE {where} GROUP BY EventName ORDER BY f DESC, EventName", params)
-    return [{"event_name": n, "total": int(c), "failures": int(f), "denied": int(d),
-             "failure_rate": _rate(int(f), int(c)), "denied_rate": _rate(int(d), int(c))} for n, c, f, d in rows]
+    return _failure_rates(_event_tallies(store, allowed_orgs, start_ns, end_ns, filters, previous=False)[1])
 
 
 def conflict_stats(store: Store, *, allowed_orgs: list[str] | None, start_ns: int, end_ns: int,
@@ -557,12 +580,13 @@ def usage_metrics(store: Store, *, allowed_orgs: list[str] | None, start_ns: int
     """
     validate_range(start_ns, end_ns)
     kw = {"allowed_orgs": allowed_orgs, "start_ns": start_ns, "end_ns": end_ns, "filters": filters}
+    by_event = operations_and_failure_rates(store, **kw)
     return {
         "start_ns": start_ns, "end_ns": end_ns, "start": format_ns(start_ns), "end": format_ns(end_ns),
-        "operations": operations_trend(store, **kw),
+        "operations": by_event["operations"],
         "top_users": top_users(store, limit=top, **kw),
         "top_repositories": top_repositories(store, limit=top, **kw),
-        "failure_rates": failure_rates(store, **kw),
+        "failure_rates": by_event["failure_rates"],
         "conflicts": conflict_stats(store, **kw),
         "claude": claude_usage(store, tz=tz, limit=max(top, 1), **kw),
     }

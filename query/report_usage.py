@@ -3,7 +3,8 @@
 Sections (functions ``(ctx) -> dict``), each one call of :mod:`gitaudit.query.analytics`:
 
 ``operations``  :func:`~gitaudit.query.analytics.operations_trend` (against the previous period of equal
-                length) and :func:`~gitaudit.query.analytics.histogram` per local day (zone ``ctx.tz``;
+                length; with the failure rates, from one scan:
+                :func:`~gitaudit.query.analytics.operations_and_failure_rates`) and :func:`~gitaudit.query.analytics.histogram` per local day (zone ``ctx.tz``;
                 days are 23 or 25 hours long across a DST change)
 ``top``         :func:`~gitaudit.query.analytics.top_users` and
                 :func:`~gitaudit.query.analytics.top_repositories` (:data:`TOP` each)
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .analytics import (claude_usage, conflict_stats, duration_percentiles, failure_rates, histogram,
-                        operations_trend, top_repositories, top_users)
+from .analytics import (claude_usage, conflict_stats, duration_percentiles, histogram, operations_and_failure_rates,
+                        top_repositories, top_users)
 from .report_common import ReportContext
 
 __all__ = ["SECTIONS", "TOP"]
@@ -27,9 +28,16 @@ __all__ = ["SECTIONS", "TOP"]
 TOP = 10
 
 
+def _by_event(ctx: ReportContext) -> dict[str, Any]:
+    """Operations and failure rates by event name, one scan shared by two sections (memoized per report)."""
+    if "by_event" not in ctx.cache:
+        ctx.cache["by_event"] = operations_and_failure_rates(ctx.store, **ctx.kw())
+    return ctx.cache["by_event"]
+
+
 def operations(ctx: ReportContext) -> dict[str, Any]:
     """Operations by type against the previous period, and events per local day."""
-    trend = operations_trend(ctx.store, **ctx.kw())
+    trend = _by_event(ctx)["operations"]
     days = histogram(ctx.store, interval="day", tz=ctx.tz, **ctx.kw())
     return {"total": trend["total"], "by_event": trend["by_event"],
             "previous_period_start_ns": trend["previous_start_ns"],
@@ -57,7 +65,7 @@ def latency(ctx: ReportContext) -> dict[str, Any]:
 
 def failures(ctx: ReportContext) -> dict[str, Any]:
     """Failure and denial rates per event name."""
-    return {"by_event": failure_rates(ctx.store, **ctx.kw())}
+    return {"by_event": _by_event(ctx)["failure_rates"]}
 
 
 def conflicts(ctx: ReportContext) -> dict[str, Any]:

@@ -218,6 +218,12 @@ def test_usage_metrics_equal_python(seeded, data):
     repos = Counter(e.repo for e in cur if e.repo)
     assert [(r["repository"], r["events"]) for r in got["top_repositories"]] == _ranked(repos)[:3]
 
+    fails = Counter(e.name for e in cur if e.outcome == "failure")
+    assert [f["event_name"] for f in got["failure_rates"]] == sorted(cur_n, key=lambda n: (-fails[n], n))
+    # the one-scan pair equals the two analytics functions the API serves on their own
+    kw = {"allowed_orgs": ["acme"], "start_ns": start, "end_ns": end}
+    assert got["operations"] == an.operations_trend(seeded, **kw)
+    assert got["failure_rates"] == an.failure_rates(seeded, **kw)
     for f in got["failure_rates"]:
         mine = [e for e in cur if e.name == f["event_name"]]
         failures = sum(e.outcome == "failure" for e in mine)
