@@ -62,6 +62,7 @@ from gitaudit.instrumentation import semconv as sc
 from .search import EventQuery, SearchError, build_where
 from .store.client import Store
 from .store.hot_attributes import attribute_map, attribute_sql, hot_value_column
+from .store.time_window import LATEST_TIME_NS, time_bound
 from .timefmt import format_ns
 
 __all__ = [
@@ -75,7 +76,7 @@ NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
 NS_PER_DAY = 86_400 * NS_PER_S
 #: Latest time bound accepted (2100-01-01T00:00:00Z): calendar functions use the 32-bit DateTime :data:`LOCAL_TS`.
-MAX_TIME_NS = 4_102_444_800 * NS_PER_S
+MAX_TIME_NS = LATEST_TIME_NS
 
 
 class AnalyticsError(SearchError):
@@ -361,10 +362,9 @@ def _event_tallies(store: Store, allowed_orgs: list[str] | None, start_ns: int, 
     validate_range(start_ns, end_ns)
     prev_start = max(0, start_ns - (end_ns - start_ns)) if previous else start_ns
     where, params = _where(allowed_orgs, prev_start, end_ns, filters)
-    params["a_split"] = start_ns
-    cur = "Timestamp >= fromUnixTimestamp64Nano({a_split:Int64})"
+    cur = time_bound(">=", start_ns, "a_split", params, index_hint=False)
     rows = store.query(
-        f"SELECT EventName, countIf({cur}), countIf(NOT {cur}), countIf({cur} AND Outcome = 'failure'), "
+        f"SELECT EventName, countIf({cur}), countIf(NOT ({cur})), countIf({cur} AND Outcome = 'failure'), "
         f"countIf({cur} AND Outcome = 'denied') FROM {store.table} WHERE {where} GROUP BY EventName", params)
     return prev_start, [(str(n), int(c), int(p), int(f), int(d)) for n, c, p, f, d in rows]
 

@@ -73,6 +73,7 @@ from .analytics import LOCAL_TS, AnalyticsError, validate_range, validate_time_z
 from .search import EventQuery, search_events
 from .store.client import Store
 from .store.hot_attributes import attribute_sql
+from .store.time_window import time_bound
 from .timefmt import format_ns
 
 __all__ = [
@@ -283,12 +284,22 @@ class _Ctx:
         return cond
 
     def params(self) -> dict[str, Any]:
-        return {"an_start": self.start_ns, "an_end": self.end_ns}
+        """The window's parameters (``an_start``, ``an_end`` and their whole-second forms), as :attr:`window` uses."""
+        params: dict[str, Any] = {}
+        time_bound(">=", self.start_ns, "an_start", params)
+        time_bound("<", self.end_ns, "an_end", params)
+        return params
 
+    @property
+    def window(self) -> str:
+        """WHERE condition: the event is in ``[start_ns, end_ns)`` (:func:`time_bound`, exact)."""
+        return f"{time_bound('>=', self.start_ns, 'an_start', {})} AND {time_bound('<', self.end_ns, 'an_end', {})}"
 
-_WINDOW = ("Timestamp >= fromUnixTimestamp64Nano({an_start:Int64}) "
-           "AND Timestamp < fromUnixTimestamp64Nano({an_end:Int64})")
-_IN_WINDOW = "Timestamp >= fromUnixTimestamp64Nano({an_start:Int64})"
+    @property
+    def in_window(self) -> str:
+        """Per-row condition: the event is at or after ``start_ns`` (for ``countIf`` over a longer range)."""
+        return time_bound(">=", self.start_ns, "an_start", {}, index_hint=False)
+
 _TS = "toUnixTimestamp64Nano(Timestamp)"
 
 
@@ -340,7 +351,7 @@ def _protected(ctx: _Ctx) -> list[dict[str, Any]]:
         f"SELECT {_TS} AS ts, Uid, OrgId, UserId, Repository, EventName, {ref}, "
         f"{attribute_sql(sc.GIT_REF_UPDATE_KIND)}, {attribute_sql(sc.GIT_PUSH_FORCED)} = 'true', "
         f"{attribute_sql(sc.GIT_PUSH_DELETED)} = 'true', Outcome FROM {ctx.store.table} "
-        f"WHERE {ctx.scope(params)} AND {_WINDOW} AND ("
+        f"WHERE {ctx.scope(params)} AND {ctx.window} AND ("
         f"(EventName = 'git.ref.update' AND {attribute_sql(sc.GIT_REF_PROTECTED)} = 'true' "
         f"AND {attribute_sql(sc.GIT_REF_UPDATE_KIND)} IN {{an_kinds:Array(String)}}) OR "
         f"(EventName = 'git.push' AND ({attribute_sql(sc.GIT_PUSH_FORCED)} = 'true' "
@@ -381,11 +392,14 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
     params = ctx.params()
     params.update(an_days=cfg.clone_baseline_days)
     cond = _clone_cond(ctx, params)
+    # local midnight of the first baseline day: a whole second, so TimestampTime compares exactly
+    baseline_start = ("toDateTime(toDate(fromUnixTimestamp64Nano({an_start:Int64}), {an_tz:String}) "
+                      "- {an_days:UInt32}, {an_tz:String})")
     rows = ctx.store.query(
-        f"SELECT OrgId, UserId, {_LOCAL_DAY} AS day, uniqExact(Repository), countIf({_IN_WINDOW}) "
+        f"SELECT OrgId, UserId, {_LOCAL_DAY} AS day, uniqExact(Repository), countIf({ctx.in_window}) "
         f"FROM {ctx.store.table} WHERE {cond} "
-        "AND Timestamp >= toDateTime(toDate(fromUnixTimestamp64Nano({an_start:Int64}), {an_tz:String}) "
-        "- {an_days:UInt32}, {an_tz:String}) AND Timestamp < fromUnixTimestamp64Nano({an_end:Int64}) "
+        f"AND {LOCAL_TS} >= {baseline_start} AND indexHint(Timestamp >= {baseline_start}) "
+        f"AND {time_bound('<', ctx.end_ns, 'an_end', params)} "
         "GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day", params)
     daily: dict[tuple[str, str], dict[date, int]] = {}
     for org, user, day, full, _clones in rows:
@@ -403,7 +417,7 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
     if not candidates:
         return []
     params = ctx.params()
-    cond = f"{_clone_cond(ctx, params)} AND {_WINDOW}"
+    cond = f"{_clone_cond(ctx, params)} AND {ctx.window}"
     params["an_keys"] = sorted(candidates)
     found = ctx.store.query(
         f"SELECT OrgId, UserId, {_LOCAL_DAY} AS day, uniqExact(Repository), count(), {ctx.evidence_sql()}, "
@@ -425,25 +439,25 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
 
 def _clone_burst_evidence(ctx: _Ctx, keys: list[tuple]) -> dict[tuple, list[str]]:
     params = ctx.params()
-    return _grouped_evidence(ctx, f"{_clone_cond(ctx, params)} AND {_WINDOW}", params,
+    return _grouped_evidence(ctx, f"{_clone_cond(ctx, params)} AND {ctx.window}", params,
                              f"OrgId, UserId, {_LOCAL_DAY}", "String, String, Date", keys)
 
 
 def _new_client_address(ctx: _Ctx) -> list[dict[str, Any]]:
     cfg = ctx.config
     params = ctx.params()
-    params["an_lookback"] = ctx.start_ns - cfg.new_address_lookback_days * NS_PER_DAY
+    lookback = time_bound(">=", max(0, ctx.start_ns - cfg.new_address_lookback_days * NS_PER_DAY), "an_lookback",
+                          params)
     scope = ctx.scope(params)
     addr = attribute_sql(sc.CLIENT_ADDRESS)
-    base = (f"{scope} AND {_NOT_AUDIT_READ} AND UserId != '' AND {addr} != '' "
-            "AND Timestamp >= fromUnixTimestamp64Nano({an_lookback:Int64})")
+    base = f"{scope} AND {_NOT_AUDIT_READ} AND UserId != '' AND {addr} != '' AND {lookback}"
     rows = ctx.store.query(
-        f"SELECT OrgId, UserId, {addr} AS a, countIf({_IN_WINDOW}) AS n, "
-        f"{ctx.evidence_sql(_IN_WINDOW)} FROM {ctx.store.table} "
-        f"WHERE {base} AND Timestamp < fromUnixTimestamp64Nano({{an_end:Int64}}) "
+        f"SELECT OrgId, UserId, {addr} AS a, countIf({ctx.in_window}) AS n, "
+        f"{ctx.evidence_sql(ctx.in_window)} FROM {ctx.store.table} "
+        f"WHERE {base} AND {time_bound('<', ctx.end_ns, 'an_end', params)} "
         f"AND (OrgId, UserId) IN (SELECT OrgId, UserId FROM {ctx.store.table} WHERE {base} "
-        "AND Timestamp < fromUnixTimestamp64Nano({an_start:Int64})) "
-        f"GROUP BY OrgId, UserId, a HAVING n > 0 AND countIf(NOT {_IN_WINDOW}) = 0 "
+        f"AND {time_bound('<', ctx.start_ns, 'an_start', params)}) "
+        f"GROUP BY OrgId, UserId, a HAVING n > 0 AND countIf(NOT ({ctx.in_window})) = 0 "
         f"ORDER BY OrgId, UserId, a LIMIT {MAX_ANOMALIES + 1}", params)
     return [_anomaly("new_client_address", "medium", org, user, "", evidence, n,
                      f"{user} acted from {address}, an address not seen for them in the previous "
@@ -456,7 +470,7 @@ def _new_client_address(ctx: _Ctx) -> list[dict[str, Any]]:
 def _new_client_address_evidence(ctx: _Ctx, keys: list[tuple]) -> dict[tuple, list[str]]:
     params = ctx.params()
     addr = attribute_sql(sc.CLIENT_ADDRESS)
-    return _grouped_evidence(ctx, f"{ctx.scope(params)} AND {_NOT_AUDIT_READ} AND UserId != '' AND {_WINDOW}",
+    return _grouped_evidence(ctx, f"{ctx.scope(params)} AND {_NOT_AUDIT_READ} AND UserId != '' AND {ctx.window}",
                              params, f"OrgId, UserId, {addr}", "String, String, String", keys)
 
 
@@ -464,7 +478,7 @@ def _off_hours_cond(ctx: _Ctx, params: dict[str, Any]) -> str:
     cfg = ctx.config
     params.update(an_tz=cfg.work_tz, an_from=cfg.work_start_hour, an_to=cfg.work_end_hour,
                   an_wd=list(cfg.work_days))
-    return (f"{ctx.scope(params)} AND {_WINDOW} AND {_NOT_AUDIT_READ} AND UserId != '' "
+    return (f"{ctx.scope(params)} AND {ctx.window} AND {_NOT_AUDIT_READ} AND UserId != '' "
             f"AND (toDayOfWeek({LOCAL_TS}, 0, {{an_tz:String}}) NOT IN {{an_wd:Array(UInt8)}} "
             f"OR toHour({LOCAL_TS}, {{an_tz:String}}) < {{an_from:UInt8}} "
             f"OR toHour({LOCAL_TS}, {{an_tz:String}}) >= {{an_to:UInt8}})")
@@ -499,7 +513,7 @@ def _off_hours_evidence(ctx: _Ctx, keys: list[tuple]) -> dict[tuple, list[str]]:
 
 
 def _failure_cond(ctx: _Ctx, params: dict[str, Any]) -> str:
-    return (f"{ctx.scope(params, by_user=False)} AND {_WINDOW} AND {_NOT_AUDIT_READ} "
+    return (f"{ctx.scope(params, by_user=False)} AND {ctx.window} AND {_NOT_AUDIT_READ} "
             "AND Outcome = 'failure' AND (UserId != '' OR Repository != '')")
 
 

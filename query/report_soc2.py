@@ -69,6 +69,7 @@ from .analytics import conflict_stats, count_by
 from .report_common import (MAX_ROWS, NOT_AUDIT_READ, NS_PER_DAY, TS, ReportContext, attr, fmt_ns, listing,
                             roles_expr)
 from .search import EventQuery
+from .store.time_window import time_bound
 
 __all__ = ["SECTIONS", "ReportSettings"]
 
@@ -139,11 +140,11 @@ def _access_and_roles(ctx: ReportContext) -> tuple[list[dict[str, Any]], int, li
 def _users(ctx: ReportContext, lookback_days: int) -> dict[str, Any]:
     """Active, new and removed users from one scan: per (organization, user) first/last time and counts."""
     where, params = ctx.where(start_ns=None)
-    params.update(r_start=ctx.start_ns, r_back=max(0, ctx.start_ns - lookback_days * NS_PER_DAY))
+    in_period = time_bound(">=", ctx.start_ns, "r_start", params, index_hint=False)
+    in_lookback = time_bound(">=", max(0, ctx.start_ns - lookback_days * NS_PER_DAY), "r_back", params,
+                             index_hint=False)
     base = (f"SELECT OrgId AS o, UserId AS u, min({TS}) AS f_ts, max({TS}) AS l_ts, "
-            "countIf(Timestamp >= fromUnixTimestamp64Nano({r_start:Int64})) AS n, "
-            "countIf(Timestamp < fromUnixTimestamp64Nano({r_start:Int64}) "
-            "AND Timestamp >= fromUnixTimestamp64Nano({r_back:Int64})) AS before "
+            f"countIf({in_period}) AS n, countIf(NOT ({in_period}) AND {in_lookback}) AS before "
             f"FROM {{table}} WHERE {where} AND {NOT_AUDIT_READ} AND UserId != '' GROUP BY o, u")
     is_new, is_gone = "n > 0 AND f_ts >= {r_start:Int64}", "n = 0 AND before > 0"
     active, new_total, new, gone_total, gone = ctx.query(

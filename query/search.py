@@ -33,6 +33,7 @@ from .qlang import MATCH_ALL, Node, Text, and_, from_filters, parse
 from .qlang_sql import compile_where
 from .search_errors import SearchError
 from .store.client import Store
+from .store.time_window import time_bound
 from .timefmt import format_ns
 
 
@@ -206,11 +207,9 @@ def build_where(q: EventQuery, allowed_orgs: list[str] | None) -> tuple[list[str
         cond.append("OrgId IN {allowed_orgs:Array(String)}")
         params["allowed_orgs"] = list(allowed_orgs)
     if q.start_ns is not None:
-        cond.append("Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})")
-        params["start_ns"] = int(q.start_ns)
+        cond.append(time_bound(">=", q.start_ns, "start_ns", params))
     if q.end_ns is not None:
-        cond.append("Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})")
-        params["end_ns"] = int(q.end_ns)
+        cond.append(time_bound("<", q.end_ns, "end_ns", params))
     for name, column, values in (
         ("event_names", "EventName", q.event_names),
         ("users", "UserId", q.users),

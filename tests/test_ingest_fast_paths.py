@@ -25,6 +25,7 @@ from benchmarks.generator import EventGenerator
 from gitaudit.processors import Sanitizer
 from gitaudit.processors.engine import MAX_PASSES
 from gitaudit.query.ingest import otlp_decode, rows
+from gitaudit.query.store.time_window import LATEST_TIME_NS
 from gitaudit.query.ingest.errors import OTLPDecodeError
 
 _GEN_PATH = Path(__file__).parent / "corpus" / "sanitizer" / "generate.py"
@@ -94,6 +95,9 @@ def _edge_request() -> ExportLogsServiceRequest:
         dict(body=_value("ids"), attrs={}, trace_id=bytes(range(16)), span_id=bytes(range(8)), time=0, observed=5),
         dict(body=_value("times"), attrs={}, time=0, observed=0, flags=0x1FF),
         dict(body=_value(b"\xff\xfe"), attrs={"neg": -(2**63), "big": 2**63 - 1, "inf": math.inf}),
+        dict(body=_value("late"), attrs={}, time=LATEST_TIME_NS),  # rejected: at the latest time
+        dict(body=_value("late"), attrs={}, time=0, observed=LATEST_TIME_NS + 1),  # rejected: observed time used
+        dict(body=_value("last"), attrs={}, time=LATEST_TIME_NS - 1),  # kept
     ]
     for n, c in enumerate(cases):
         rec = LogRecord(time_unix_nano=c.get("time", 1000 + n), observed_time_unix_nano=c.get("observed", 2000 + n),
@@ -142,7 +146,8 @@ def test_one_pass_protobuf_decode_equals_the_two_pass_reference(requests):
         for field in ("resource_attributes", "scope_attributes"):  # per-record copies, never shared
             assert len({id(getattr(r, field)) for r in fast.records}) == len(fast.records)
     edge = otlp_decode.decode_request(_edge_request().SerializeToString(), "application/x-protobuf", None, now_ns=NOW)
-    assert edge.rejected == 4 and len(edge.records) == 9
+    assert edge.rejected == 6 and len(edge.records) == 10
+    assert edge.records[-1].time_unix_nano == LATEST_TIME_NS - 1
     assert edge.records[0].attributes == {"a": "x", "b": "", "c": 0, "d": 0.0, "e": False, "f": b"", "g": None}
     assert edge.records[1].attributes["dup"] == "last" and edge.records[1].body == ""
 

@@ -313,6 +313,23 @@ def test_bad_records_are_rejected_and_counted_the_rest_kept():
     assert decoded.error_message == "; ".join(decoded.rejection_messages)
 
 
+def test_a_record_at_or_after_2100_is_rejected_by_name():
+    """A time at or after 2100-01-01 (no read can reach it; TimestampTime would wrap) rejects that record only."""
+    from gitaudit.query.store.time_window import LATEST_TIME_NS
+
+    body = _pb_request(PbLogRecord(time_unix_nano=LATEST_TIME_NS, event_name="late"),
+                       PbLogRecord(time_unix_nano=0, observed_time_unix_nano=LATEST_TIME_NS + 5, event_name="late"),
+                       PbLogRecord(time_unix_nano=LATEST_TIME_NS - 1, event_name="ok"))
+    for decoded in (_decode(body), _decode(json.dumps(MessageToDict(ExportLogsServiceRequest.FromString(body))).encode(),
+                                           JS)):
+        assert ([r.event_name for r in decoded.records], decoded.rejected) == (["ok"], 2)
+        assert decoded.rejection_messages == [
+            "resourceLogs[0].scopeLogs[0].logRecords[0]: timeUnixNano is at or after 2100-01-01T00:00:00Z, "
+            "the latest event time the store holds",
+            "resourceLogs[0].scopeLogs[0].logRecords[1]: observedTimeUnixNano is at or after "
+            "2100-01-01T00:00:00Z, the latest event time the store holds"]
+
+
 def test_json_hex_of_wrong_length_rejects_only_that_record():
     """Valid hex of the wrong length rejects the record, like the same bytes in protobuf."""
     doc = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"traceId": "abcd", "eventName": "e"}, {"eventName": "ok"}]}]}]}

@@ -32,8 +32,10 @@ Spec followed: OTLP/HTTP (https://opentelemetry.io/docs/specs/otlp/#otlphttp).
 Whole-request problems raise :class:`~gitaudit.query.ingest.errors.OTLPDecodeError`;
 single bad records are rejected and counted while the rest are kept. A record
 is rejected when its trace id is neither empty nor 16 bytes, its span id
-neither empty nor 8 bytes, its severity number is outside 0..24, or it has no
-body, no attributes and no event name. (A JSON ``traceId`` that is not hex at
+neither empty nor 8 bytes, its severity number is outside 0..24, it has no
+body, no attributes and no event name, or its time (else its observed time) is
+at or after 2100-01-01T00:00:00Z (:data:`~gitaudit.query.store.time_window.LATEST_TIME_NS`:
+no read can reach a later event, and ``TimestampTime`` would wrap). (A JSON ``traceId`` that is not hex at
 all is a 400; valid hex of the wrong length decodes to the wrong number of
 bytes and rejects the record, exactly as the same bytes would in protobuf.)
 
@@ -65,6 +67,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 
 from .errors import OTLPDecodeError
+from ..store.time_window import LATEST_TIME_NS
 
 try:  # googleapis-common-protos ships with opentelemetry-exporter-otlp-proto-http
     from google.rpc import status_pb2 as _status_pb2
@@ -354,6 +357,9 @@ def _rejection_reason(raw: _Raw) -> str | None:
         return f"severityNumber must be 0..{_MAX_SEVERITY}, got {raw.severity_number}"
     if raw.body is None and not raw.attributes and not raw.event_name:
         return "record has no body, no attributes and no eventName"
+    if (raw.time_unix_nano or raw.observed_time_unix_nano) >= LATEST_TIME_NS:
+        return (f"{'timeUnixNano' if raw.time_unix_nano else 'observedTimeUnixNano'} is at or after "
+                "2100-01-01T00:00:00Z, the latest event time the store holds")
     return None
 
 
@@ -423,11 +429,13 @@ def _decode_protobuf(payload: bytes, now_ns: int) -> DecodedRequest:
                     or len(span_id) not in _SPAN_ID_LENGTHS
                     or not 0 <= severity_number <= _MAX_SEVERITY
                     or (body is None and not attributes and not event_name)
+                    or (rec.time_unix_nano or rec.observed_time_unix_nano) >= LATEST_TIME_NS
                 ):
                     rejected += 1
                     if len(messages) < MAX_REJECTION_MESSAGES:
-                        raw = _Raw(_record_path(i, j, k), 0, 0, severity_number, "", body, attributes,
-                                   bytes(trace_id), bytes(span_id), 0, event_name)
+                        raw = _Raw(_record_path(i, j, k), rec.time_unix_nano, rec.observed_time_unix_nano,
+                                   severity_number, "", body, attributes, bytes(trace_id), bytes(span_id), 0,
+                                   event_name)
                         messages.append(f"{raw.path}: {_rejection_reason(raw)}")
                     continue
                 observed = rec.observed_time_unix_nano
