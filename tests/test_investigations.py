@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import httpx
@@ -220,6 +221,28 @@ def test_anomalies_without_evidence_equal_those_with_it_but_the_uids(store):
         mine = anomalies(store, allowed_orgs=None, start_ns=W_START, end_ns=W_END, config=CONFIG, user=user)
         assert mine["anomalies"] == [a for a in full["anomalies"] if a["user"] == user or (
             a["rule"] == "failure_burst" and a["details"]["subject"] == "repository")]
+
+
+@pytest.mark.parametrize("n", [2, 5])
+def test_failure_bursts_equal_the_greedy_split_of_all_failures(store, n):
+    """Random clustered failures: the bursts found (SQL keeps only failures in some window) equal the
+    greedy split of every failure of the user, done in Python."""
+    import random
+
+    from gitaudit.query.investigations import _bursts
+
+    rng = random.Random(n)
+    times = sorted({NOON + rng.choice([0, 30, 90]) * MINUTE + rng.randrange(0, 15 * MINUTE) for _ in range(300)})
+    insert(store, [ev(f"r{i:03d}", t, "git.push", user__id="rand", audit__outcome="failure")
+                   for i, t in enumerate(times)])
+    config = dataclasses.replace(CONFIG, failure_burst_count=n)
+    found = anomalies(store, allowed_orgs=None, start_ns=W_START, end_ns=W_END, rules=["failure_burst"],
+                      config=config)["anomalies"]
+    expected = _bursts([(t, f"r{i:03d}") for i, t in enumerate(times)], n, 10 * MINUTE)
+    assert len(expected) > 3
+    assert [a["evidence_uids"] for a in found if a["details"]["subject"] == "user"] == [
+        [uid for _, uid in b][:100] for b in expected]
+    assert [a["evidence_count"] for a in found if a["details"]["subject"] == "user"] == [len(b) for b in expected]
 
 
 def test_failure_burst_by_user_and_by_repository(store):
