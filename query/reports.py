@@ -148,7 +148,12 @@ def verify_report(doc: dict[str, Any] | bytes | str) -> bool:
 
 
 def event_count(doc: dict[str, Any]) -> int:
-    """Events in a built report's period and scope (its ``data_range.events``; 0 when absent)."""
+    """Events a built report covers: a security investigation's subject's events in the period (its
+    overview), else the events in the period and scope (``data_range.events``); 0 when absent."""
+    for section in doc.get("sections") or []:
+        data = section.get("data") or {}
+        if section.get("id") == "overview" and data.get("subject"):
+            return int(data.get("events") or 0)
     return int((doc.get("data_range") or {}).get("events") or 0)
 
 

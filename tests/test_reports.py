@@ -604,6 +604,13 @@ def test_api_serves_reports_scoped_and_records_the_export(api):
     html = httpx.get(f"{url}/api/v1/reports/security", params={**params, "format": "html", "user": "alice"},
                      headers=auth, timeout=60)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    # a subject's report counts the subject's events: none for an unknown user, though the period has many
+    for user, expected in (("alice", sum(1 for e in _in(generate({"auditor_acme": "k1", "admin_all": "k2",
+                                                                   "auditor_globex": "k3"}), "acme")
+                                               if e.user == "alice")), ("nobody", 0)):
+        sec = httpx.get(f"{url}/api/v1/reports/security", params={**params, "user": user}, headers=auth, timeout=60)
+        overview = next(s["data"] for s in sec.json()["sections"] if s["id"] == "overview")
+        assert sec.headers["x-report-events"] == str(overview["events"]) == str(expected), user
     assert "alice" in html.text and "<script" not in html.text
     sre = httpx.get(f"{url}/api/v1/reports/soc2", params=params,
                     headers={"Authorization": f"Bearer {keys['sre_acme']}"}, timeout=60)
@@ -612,10 +619,34 @@ def test_api_serves_reports_scoped_and_records_the_export(api):
                      timeout=60).status_code == 400
     n = store.query(f"SELECT count() FROM {store.table} WHERE EventName = 'audit.export' "
                     "AND LogAttributes['audit.query.endpoint'] LIKE '/api/v1/reports/%' AND OrgId = 'acme'")[0][0]
-    assert n == 4  # soc2, csv zip, one csv table, html (the org=globex read is outside the key scope)
+    assert n == 6  # soc2, csv zip, one csv table, html, two security (the org=globex read is outside the key scope)
 
 
 # --- the CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_via_the_server_names_the_file_by_type_and_period(api, tmp_path, monkeypatch):
+    """Fetched from a server, the default file name is the server's, made from the type and period (two periods
+    of one type never overwrite each other), as when the CLI builds the report from the store."""
+    import typer
+    from typer.testing import CliRunner
+
+    from gitaudit.query.cli.report import report
+
+    url, keys, _store = api
+    monkeypatch.setenv("GITAUDIT_ENDPOINT", url)
+    monkeypatch.setenv("GITAUDIT_API_KEY", keys["auditor_acme"])
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    app.command()(report)
+    for start, end, fmt in ((START, END, "json"), (START, START + DAY, "json"), (START, END, "csv")):
+        result = CliRunner().invoke(app, ["usage", "--from", format_ns(start), "--to", format_ns(end), "--format",
+                                          fmt, "--no-integrity"])
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+        f"gitaudit-usage-{format_ns(START)[:10]}-{format_ns(END)[:10]}.json",
+        f"gitaudit-usage-{format_ns(START)[:10]}-{format_ns(START + DAY)[:10]}.json",
+        f"gitaudit-usage-{format_ns(START)[:10]}-{format_ns(END)[:10]}-csv.zip"])
 
 
 def test_cli_writes_a_report_from_the_store(world, chdb_dsn, tmp_path, monkeypatch, no_server):

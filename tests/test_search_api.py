@@ -58,6 +58,11 @@ def test_post_search_takes_query_and_structured_filters(server):
     assert _uids(_post(server, {"filters": [{"field": "note", "op": "not_exists"}]})) == [u for u in ALL if u != "e3"]
     assert _uids(_post(server, {"filters": [{"field": "duration_ms", "op": "lt", "value": 100}]})) == ["e0"]
     assert _uids(_post(server, {"query": "action:git.push", "from": "2026-11-01", "order": "asc"})) == ["e6", "e7"]
+    # Unix ns as a JSON number means what the same digits as a string mean
+    nov1 = 1_793_491_200 * 10**9  # 2026-11-01T00:00:00Z
+    as_number = _post(server, {"query": "action:git.push", "from": nov1, "to": nov1 + 400 * 86_400 * 10**9})
+    assert _uids(as_number) == ["e6", "e7"] == _uids(_post(server, {"query": "action:git.push", "from": str(nov1)}))
+    assert _post(server, {"from": -5}).status_code == 400 and _post(server, {"from": 2**70}).status_code == 400
 
 
 @pytest.mark.parametrize("send,position,needle", [

@@ -149,7 +149,8 @@ async def search_json(body: EventSearchQuery, store: StoreDep, settings: Setting
                       principal: ReaderDep) -> EventsPagePublic | JSONResponse:
     """Search with a JSON body: ``query`` (the language) and/or structured ``filters``, ANDed."""
     query = EventQuery(
-        start_ns=_time(body.from_, "from"), end_ns=_time(body.to, "to"), query=body.query or None,
+        start_ns=_time(None if body.from_ is None else str(body.from_), "from"),
+        end_ns=_time(None if body.to is None else str(body.to), "to"), query=body.query or None,
         filters=[f.model_dump() for f in body.filters], limit=body.limit, cursor=body.cursor, order=body.order,
         fields=body.fields, count=body.count,
     )

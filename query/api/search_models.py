@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,9 +32,10 @@ class EventSearchQuery(BaseModel):
     query: str | None = Field(None, max_length=4096, description="search language, e.g. "
                               "'action:git.push actor:alice created:>=2026-11-01 -outcome:success \"force push\"'")
     filters: list[SearchFilter] = Field(default_factory=list, max_length=200)
-    from_: str | None = Field(None, alias="from", max_length=64,
-                              description="start, RFC 3339 or Unix ns (inclusive)")
-    to: str | None = Field(None, max_length=64, description="end, RFC 3339 or Unix ns (exclusive)")
+    from_: Annotated[str, Field(max_length=64)] | Annotated[int, Field(ge=0, lt=2**63)] | None = Field(
+        None, alias="from", description="start, RFC 3339 or Unix ns as a string or a number (inclusive)")
+    to: Annotated[str, Field(max_length=64)] | Annotated[int, Field(ge=0, lt=2**63)] | None = Field(
+        None, description="end, RFC 3339 or Unix ns as a string or a number (exclusive)")
     limit: int = Field(100, ge=1, description="page size")
     cursor: str | None = Field(None, max_length=200, description="next_cursor of the previous page")
     order: Literal["desc", "asc"] = "desc"

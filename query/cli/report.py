@@ -18,6 +18,7 @@ Examples::
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,9 @@ def _fail(message: str) -> None:
 
 
 def _via_server(endpoint: str | None, report_type: str,
-                params: dict[str, Any]) -> tuple[bytes, str, int] | None:
-    """The report's bytes, hash and event count (-1: not said) from the server; None when no server answers."""
+                params: dict[str, Any]) -> tuple[bytes, str, int, str | None] | None:
+    """The report's bytes, hash, event count (-1: not said) and file name (from ``Content-Disposition``;
+    None: not said) from the server; None when no server answers."""
     import httpx
 
     from gitaudit.instrumentation.configuration import resolve_endpoint
@@ -57,7 +59,9 @@ def _via_server(endpoint: str | None, report_type: str,
         except ValueError:
             detail = resp.text[:200]
         _fail(f"the server answered {resp.status_code}: {detail}")
-    return resp.content, resp.headers.get("x-report-sha256", ""), int(resp.headers.get("x-report-events", "-1"))
+    named = re.search(r'filename="([A-Za-z0-9._-]{1,200})"', resp.headers.get("content-disposition", ""))
+    return (resp.content, resp.headers.get("x-report-sha256", ""), int(resp.headers.get("x-report-events", "-1")),
+            named.group(1) if named else None)
 
 
 def _via_store(report_type: str, start: int, end: int, orgs: list[str] | None, fmt: str, table: str | None,
@@ -128,9 +132,9 @@ def report(
               **dict(given), "integrity": "false" if no_integrity else None}
     fetched = None if generated_at_ns is not None else _via_server(endpoint, report_type, params)
     if fetched is not None:
-        body, digest, events = fetched
-        ext = {"csv": "csv" if table else "zip"}.get(fmt, fmt)
-        name = f"gitaudit-{report_type}.{ext}"
+        body, digest, events, served_name = fetched
+        # the server's name, made from the type and period as the local one is (report_render.render)
+        name = served_name or f"gitaudit-{report_type}.{ {'csv': 'csv' if table else 'zip'}.get(fmt, fmt)}"
     else:
         try:
             subject = Subject(*given[0]) if given else None
@@ -146,5 +150,6 @@ def report(
         err.print(f"wrote {path} ({len(body):,} bytes)", highlight=False, soft_wrap=True)
     err.print(f"sha256 of the report: {digest}", highlight=False, soft_wrap=True)
     if events == 0:
-        err.print("[yellow]note:[/] the report covers no events: check --org"
+        subject = f"--{given[0][0].replace('_', '-')} ({given[0][1]}), " if given else ""
+        err.print(f"[yellow]note:[/] the report covers no events: check {subject}--org"
                   + (f" ({', '.join(org)})" if org else "") + " and the period", highlight=False, soft_wrap=True)
