@@ -323,7 +323,7 @@ def duration_percentiles(store: Store, *, allowed_orgs: list[str] | None, start_
     Returns:
         ``{"by", "quantiles", "groups": [{"value", "count", "min_ms", "max_ms", "mean_ms",
         "percentiles": {"p50": ms, ...}}]}``; percentile keys are ``p`` + the level in percent
-        (``p99.9``).
+        (``p99.9``); percentiles and the mean are rounded to 1 ns (6 decimals of ms).
 
     Raises:
         AnalyticsError: unknown field, bad quantiles, range or limit.
@@ -346,8 +346,10 @@ def duration_percentiles(store: Store, *, allowed_orgs: list[str] | None, start_
         f"quantilesExactInclusive({levels})(DurationMs) FROM {store.table} WHERE {where} "
         "GROUP BY v ORDER BY c DESC, v ASC LIMIT {a_limit:UInt32}", params)
     names = [f"p{q * 100:g}" for q in qs]
-    groups = [{"value": str(v), "count": int(c), "min_ms": float(mn), "max_ms": float(mx), "mean_ms": float(mean),
-               "percentiles": dict(zip(names, (float(x) for x in values), strict=True))}
+    # Interpolated values and the mean are rounded to 1 ns (6 decimals of ms): below that is float noise.
+    groups = [{"value": str(v), "count": int(c), "min_ms": float(mn), "max_ms": float(mx),
+               "mean_ms": round(float(mean), 6),
+               "percentiles": dict(zip(names, (round(float(x), 6) for x in values), strict=True))}
               for v, c, mn, mx, mean, values in rows]
     return {"by": by or None, "quantiles": list(qs), "groups": groups}
 
