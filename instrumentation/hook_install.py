@@ -166,6 +166,7 @@ def install(
     endpoint: str | None = None,
     python: str | None = None,
     organization_id: str | None = None,
+    repository_name: str | None = None,
 ) -> InstallResult:
     """Install gitaudit's ``pre-receive`` and ``post-receive`` hooks into ``bare_repo``.
 
@@ -177,6 +178,8 @@ def install(
         endpoint: base URL of the OTLP/HTTP receiver the drain delivers to.
         python: interpreter the hooks run (default: this one, ``sys.executable``).
         organization_id: ``audit.organization.id`` of the recorded events.
+        repository_name: ``vcs.repository.name`` of the recorded events (default:
+            the directory name without ``.git``).
 
     Returns:
         An :class:`InstallResult`.
@@ -193,6 +196,7 @@ def install(
         spool_dir=os.path.abspath(os.fspath(spool_dir)) if spool_dir else None,
         endpoint=endpoint,
         organization_id=organization_id,
+        repository_name=repository_name or None,
     )
     interpreter = os.path.abspath(python or sys.executable)
     result = InstallResult(directory)

@@ -47,7 +47,8 @@ Attributes of each event (names from :mod:`gitaudit.instrumentation.semconv`):
 ``user.id``                     the first non-empty pusher variable
                                 (default ``GL_USERNAME``, ``GITHUB_USER``,
                                 ``REMOTE_USER``, ``GIT_PUSHER``, ``USER``)
-``vcs.repository.name``         the repository directory name without ``.git``
+``vcs.repository.name``         the configured name (``--repository-name``),
+                                else the directory name without ``.git``
 ``git.repository.path``         the repository's absolute path
 ==============================  ==================================================
 
@@ -119,6 +120,9 @@ class HookConfig:
         organization_id: ``audit.organization.id`` of the events (``None``:
             ``GITAUDIT_ORGANIZATION_ID``); needed when the server requires
             organization-bound ingest keys.
+        repository_name: ``vcs.repository.name`` of the events (``None``: the
+            directory name without ``.git``); set it to the name clients use
+            (``acme/app``) so one ``repo:`` search finds pushes both ways.
     """
 
     protected: tuple[str, ...] = DEFAULT_PROTECTED
@@ -126,6 +130,7 @@ class HookConfig:
     spool_dir: str | None = None
     endpoint: str | None = None
     organization_id: str | None = None
+    repository_name: str | None = None
 
     def to_json(self) -> str:
         """Serialize to the JSON stored in the hook script."""
@@ -143,6 +148,7 @@ class HookConfig:
             spool_dir=data.get("spool_dir"),
             endpoint=data.get("endpoint"),
             organization_id=data.get("organization_id"),
+            repository_name=data.get("repository_name"),
         )
 
 
@@ -270,7 +276,7 @@ def ref_update_attributes(
     attrs: dict[str, Any] = {
         sc.VCS_REF_HEAD_NAME: name,
         sc.VCS_REF_TYPE: ref_type,
-        sc.VCS_REPOSITORY_NAME: repository_name(repo_abs),
+        sc.VCS_REPOSITORY_NAME: config.repository_name or repository_name(repo_abs),
         sc.GIT_REPOSITORY_PATH: repo_abs,
         sc.GIT_REF_PROTECTED: is_protected(update.ref, config.protected),
         sc.USER_ID: pusher_identity(config.pusher_vars, env),

@@ -324,6 +324,20 @@ def test_protected_patterns_and_pusher_variables_are_configurable(repos, receive
     assert {k: v[sc.GIT_REF_PROTECTED] for k, v in got.items()} == {
         "main": False, "prod": True, "hotfix/x": True, "release/1": False}
     assert {v[sc.USER_ID] for v in got.values()} == {"bob"}
+    assert {v[sc.VCS_REPOSITORY_NAME] for v in got.values()} == {bare.name.removesuffix(".git")}  # the default
+
+
+def test_repository_name_is_configurable_to_match_what_clients_record(repos, receiver, tmp_path):
+    """--repository-name sets vcs.repository.name, so hook and client events share one repository name."""
+    bare, work, env = repos
+    res = CliRunner().invoke(hooks_app, ["install", str(bare), "--repository-name", "acme/app", "--endpoint",
+                                         receiver.endpoint, "--spool-dir", str(tmp_path / "spool")])
+    assert res.exit_code == 0, res.output
+    _commit(work, "a")
+    _push(work, env, "main:refs/heads/main")
+    (event,) = receiver.take(1)
+    assert event["attrs"][sc.VCS_REPOSITORY_NAME] == "acme/app"
+    assert event["attrs"][sc.GIT_REPOSITORY_PATH] == os.path.abspath(bare)
 
 
 def test_push_succeeds_when_gitaudit_is_broken(repos, tmp_path):

@@ -8,7 +8,8 @@ Register on the app with::
 Commands:
 
 * ``gitaudit hooks install <bare-repo> [--protected PATTERN ...]
-  [--pusher-var NAME ...] [--spool-dir DIR] [--endpoint URL]``
+  [--pusher-var NAME ...] [--spool-dir DIR] [--endpoint URL] [--org ORG]
+  [--repository-name NAME]``
 * ``gitaudit hooks uninstall <bare-repo>``
 * ``gitaudit hooks run <hook-name>`` (hidden): what the installed scripts do;
   they call ``python -m gitaudit.instrumentation.hooks`` directly, which is the
@@ -42,6 +43,9 @@ def install_command(
     endpoint: str = typer.Option(None, "--endpoint", help="OTLP/HTTP base URL the spool drains to"),
     org: str = typer.Option(None, "--org", help="audit.organization.id of the events (needed when the "
                             "server requires organization-bound ingest keys)"),
+    repository_name: str = typer.Option(
+        None, "--repository-name", help="vcs.repository.name of the events, e.g. acme/app: the name clients "
+        "use, so one repo: search finds pushes both ways (default: the directory name without .git)"),
 ) -> None:
     """Install pre-receive and post-receive hooks, chaining to the hooks already there."""
     from gitaudit.instrumentation.hook_install import HookInstallError, install
@@ -55,6 +59,7 @@ def install_command(
             spool_dir=spool_dir,
             organization_id=org,
             endpoint=endpoint,
+            repository_name=repository_name,
         )
     except HookInstallError as exc:
         typer.echo(f"error: {exc}", err=True)
