@@ -300,6 +300,7 @@ class _Ctx:
         """Per-row condition: the event is at or after ``start_ns`` (for ``countIf`` over a longer range)."""
         return time_bound(">=", self.start_ns, "an_start", {}, index_hint=False)
 
+
 _TS = "toUnixTimestamp64Nano(Timestamp)"
 
 
@@ -418,10 +419,10 @@ def _clone_burst(ctx: _Ctx) -> list[dict[str, Any]]:
         return []
     params = ctx.params()
     cond = f"{_clone_cond(ctx, params)} AND {ctx.window}"
-    params["an_keys"] = sorted(candidates)
+    keys = params["an_keys"] = sorted(candidates)
     found = ctx.store.query(
         f"SELECT OrgId, UserId, {_LOCAL_DAY} AS day, uniqExact(Repository), count(), {ctx.evidence_sql()}, "
-        f"groupUniqArray(Repository) FROM {ctx.store.table} WHERE {cond}{_day_bounds(sorted(candidates), params)} "
+        f"groupUniqArray(Repository) FROM {ctx.store.table} WHERE {cond}{_day_bounds(keys, params)} "
         f"AND (OrgId, UserId, day) IN {{an_keys:Array(Tuple(String, String, Date))}} "
         "GROUP BY OrgId, UserId, day ORDER BY OrgId, UserId, day", params)
     out = []
